@@ -1,0 +1,130 @@
+//! XChaCha20-Poly1305 with a random 192-bit nonce per message.
+//!
+//! A random nonce needs no counter, so two devices holding the same K, or one device that crashed
+//! and forgot where it was, cannot reuse a nonce except by a 2^-96-scale accident after 2^48
+//! messages. See `docs/FORMAT.md`, "AEAD and nonces".
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+use rand_core::{OsRng, RngCore};
+
+use crate::{CryptoError, SecretBytes};
+
+pub const NONCE_LEN: usize = 24;
+pub const TAG_LEN: usize = 16;
+/// Bytes a sealed message adds to its plaintext.
+pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+/// An AEAD key; the cipher state is built once.
+#[derive(Clone)]
+pub struct AeadKey {
+    cipher: XChaCha20Poly1305,
+    _secret: SecretBytes,
+}
+
+impl std::fmt::Debug for AeadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AeadKey(..)")
+    }
+}
+
+impl AeadKey {
+    pub fn new(secret: SecretBytes) -> Self {
+        let cipher = XChaCha20Poly1305::new(Key::from_slice(secret.expose()));
+        AeadKey {
+            cipher,
+            _secret: secret,
+        }
+    }
+
+    /// Appends `nonce || ciphertext || tag` of `plaintext` to `out`.
+    pub fn seal_into(&self, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        out.reserve(plaintext.len() + OVERHEAD);
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[start..])
+            .expect("XChaCha20-Poly1305 accepts messages of any size this program makes");
+        out.extend_from_slice(&tag);
+    }
+
+    /// Opens `nonce || ciphertext || tag`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < OVERHEAD {
+            return Err(CryptoError::TooShort(sealed.len()));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let mut buf = ct.to_vec();
+        self.cipher
+            .decrypt_in_place_detached(
+                XNonce::from_slice(nonce),
+                aad,
+                &mut buf,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| CryptoError::Authentication)?;
+        Ok(buf)
+    }
+}
+
+/// Seals `plaintext` into a new vector.
+pub fn seal(key: &AeadKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    key.seal_into(aad, plaintext, &mut out);
+    out
+}
+
+/// Opens what [`seal`] made.
+pub fn open(key: &AeadKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    key.open(aad, sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BackupKey;
+
+    fn key(b: u8) -> AeadKey {
+        AeadKey::new(BackupKey::from_bytes([b; 32]).derive("test"))
+    }
+
+    #[test]
+    fn round_trip_and_nonce_freshness() {
+        let k = key(1);
+        let a = seal(&k, b"ad", b"secret text");
+        let b = seal(&k, b"ad", b"secret text");
+        assert_ne!(a, b, "each seal draws a new nonce");
+        assert_eq!(a.len(), 11 + OVERHEAD);
+        assert_eq!(open(&k, b"ad", &a).unwrap(), b"secret text");
+    }
+
+    #[test]
+    fn every_flipped_bit_is_caught() {
+        let k = key(2);
+        let sealed = seal(&k, b"ad", b"0123456789");
+        for i in 0..sealed.len() {
+            for bit in 0..8 {
+                let mut t = sealed.clone();
+                t[i] ^= 1 << bit;
+                assert_eq!(open(&k, b"ad", &t), Err(CryptoError::Authentication));
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_key_aad_or_length_fails() {
+        let sealed = seal(&key(3), b"ad", b"x");
+        assert_eq!(open(&key(4), b"ad", &sealed), Err(CryptoError::Authentication));
+        assert_eq!(open(&key(3), b"AD", &sealed), Err(CryptoError::Authentication));
+        assert_eq!(
+            open(&key(3), b"ad", &sealed[..sealed.len() - 1]),
+            Err(CryptoError::Authentication)
+        );
+        assert_eq!(open(&key(3), b"ad", &sealed[..10]), Err(CryptoError::TooShort(10)));
+    }
+}
