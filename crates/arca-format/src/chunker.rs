@@ -1,0 +1,229 @@
+//! Where files are cut into chunks.
+//!
+//! Two cutters:
+//! - [`Cdc`], a FastCDC-style gear-hash cutter (normalized chunking, sub-minimum skipping) whose
+//!   256-entry gear table is generated from a K-derived secret, so the cloud cannot predict the
+//!   boundaries of a known file. The `fastcdc` crate takes only a 64-bit seed, hence this small
+//!   hand-written loop.
+//! - [`sqlite_page_size`] detects SQLite databases; those are cut at page boundaries instead, so a
+//!   day of chat (a few pages changed all over the file) uploads about the changed pages.
+
+use serde::{Deserialize, Serialize};
+
+/// Chunk size parameters, stored in the repository config so every device cuts alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    pub min: u32,
+    pub avg: u32,
+    pub max: u32,
+}
+
+impl Default for ChunkerParams {
+    /// Chosen by measurement, see BENCHMARKS.md ("chunk sizes").
+    fn default() -> Self {
+        ChunkerParams {
+            min: 256 * 1024,
+            avg: 1024 * 1024,
+            max: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl ChunkerParams {
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = self.min >= 64
+            && self.min < self.avg
+            && self.avg < self.max
+            && self.avg.is_power_of_two()
+            && self.max <= 64 * 1024 * 1024;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("invalid chunker parameters {self:?}"))
+        }
+    }
+}
+
+/// A keyed content-defined cutter.
+#[derive(Clone)]
+pub struct Cdc {
+    gear: Box<[u64; 256]>,
+    min: usize,
+    avg: usize,
+    max: usize,
+    mask_small: u64,
+    mask_large: u64,
+}
+
+fn top_mask(bits: u32) -> u64 {
+    if bits == 0 {
+        0
+    } else {
+        (!0u64) << (64 - bits)
+    }
+}
+
+impl Cdc {
+    /// A cutter whose gear table is BLAKE3's extendable output keyed by `secret`.
+    pub fn new(secret: &[u8; 32], params: ChunkerParams) -> Self {
+        let mut xof = blake3::Hasher::new_keyed(secret);
+        xof.update(b"arca gear table v1");
+        let mut bytes = [0u8; 256 * 8];
+        xof.finalize_xof().fill(&mut bytes);
+        let mut gear = Box::new([0u64; 256]);
+        for (i, g) in gear.iter_mut().enumerate() {
+            *g = u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        }
+        let bits = params.avg.trailing_zeros();
+        Cdc {
+            gear,
+            min: params.min as usize,
+            avg: params.avg as usize,
+            max: params.max as usize,
+            mask_small: top_mask(bits + 2),
+            mask_large: top_mask(bits.saturating_sub(2)),
+        }
+    }
+
+    pub fn max_size(&self) -> usize {
+        self.max
+    }
+
+    /// Length of the next chunk at the start of `buf`. `buf` must hold at least `max_size()`
+    /// bytes unless it is the end of the file.
+    pub fn cut(&self, buf: &[u8]) -> usize {
+        let n = buf.len();
+        if n <= self.min {
+            return n;
+        }
+        let end = n.min(self.max);
+        let normal = self.avg.min(end);
+        let mut h: u64 = 0;
+        let mut i = self.min;
+        while i < normal {
+            h = (h << 1).wrapping_add(self.gear[buf[i] as usize]);
+            if h & self.mask_small == 0 {
+                return i + 1;
+            }
+            i += 1;
+        }
+        while i < end {
+            h = (h << 1).wrapping_add(self.gear[buf[i] as usize]);
+            if h & self.mask_large == 0 {
+                return i + 1;
+            }
+            i += 1;
+        }
+        end
+    }
+}
+
+/// The SQLite file header's first 16 bytes.
+pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// If `head` (the first 100 bytes or more of a file) is a SQLite header, its page size.
+pub fn sqlite_page_size(head: &[u8]) -> Option<usize> {
+    if head.len() < 100 || &head[..16] != SQLITE_MAGIC {
+        return None;
+    }
+    let raw = u16::from_be_bytes([head[16], head[17]]) as usize;
+    let size = if raw == 1 { 65536 } else { raw };
+    (size >= 512 && size.is_power_of_two()).then_some(size)
+}
+
+/// Chunk length for SQLite files: whole pages, at least 4 KiB.
+pub fn sqlite_chunk_len(page_size: usize) -> usize {
+    page_size.max(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn cuts(cdc: &Cdc, d: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < d.len() {
+            let n = cdc.cut(&d[pos..]);
+            assert!(n > 0);
+            pos += n;
+            out.push(pos);
+        }
+        out
+    }
+
+    fn small() -> ChunkerParams {
+        ChunkerParams {
+            min: 2048,
+            avg: 8192,
+            max: 32768,
+        }
+    }
+
+    #[test]
+    fn sizes_respect_bounds_and_average() {
+        let cdc = Cdc::new(&[1; 32], small());
+        let d = data(4 << 20, 7);
+        let c = cuts(&cdc, &d);
+        let mut prev = 0;
+        for (i, &p) in c.iter().enumerate() {
+            let len = p - prev;
+            assert!(len <= 32768);
+            if i + 1 < c.len() {
+                assert!(len > 2048);
+            }
+            prev = p;
+        }
+        let avg = d.len() / c.len();
+        assert!((5000..14000).contains(&avg), "average {avg}");
+    }
+
+    #[test]
+    fn boundaries_resynchronise_after_an_insert() {
+        let cdc = Cdc::new(&[1; 32], small());
+        let d = data(1 << 20, 9);
+        let mut e = d[..100_000].to_vec();
+        e.extend_from_slice(b"inserted bytes");
+        e.extend_from_slice(&d[100_000..]);
+        let a: std::collections::HashSet<usize> = cuts(&cdc, &d).into_iter().collect();
+        let b: Vec<usize> = cuts(&cdc, &e).into_iter().map(|p| p - 14).collect();
+        let shared = b.iter().filter(|p| a.contains(p)).count();
+        assert!(shared * 10 > a.len() * 8, "{shared} of {}", a.len());
+    }
+
+    #[test]
+    fn boundaries_depend_on_the_key() {
+        let d = data(1 << 20, 11);
+        let a = cuts(&Cdc::new(&[1; 32], small()), &d);
+        let b = cuts(&Cdc::new(&[2; 32], small()), &d);
+        let sa: std::collections::HashSet<_> = a.iter().collect();
+        let shared = b.iter().filter(|p| sa.contains(p)).count();
+        assert!(shared * 5 < a.len(), "{shared} shared of {}", a.len());
+    }
+
+    #[test]
+    fn sqlite_header_detection() {
+        let mut h = vec![0u8; 100];
+        h[..16].copy_from_slice(SQLITE_MAGIC);
+        h[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        assert_eq!(sqlite_page_size(&h), Some(4096));
+        h[16..18].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(sqlite_page_size(&h), Some(65536));
+        h[16..18].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(sqlite_page_size(&h), None);
+        assert_eq!(sqlite_page_size(&h[..50]), None);
+        assert_eq!(sqlite_chunk_len(1024), 4096);
+    }
+}
