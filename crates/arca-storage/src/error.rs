@@ -1,0 +1,61 @@
+use crate::StorageUrl;
+
+/// A storage operation that failed, naming the object and what the service said.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0}")]
+    Url(String),
+    #[error("{0}")]
+    Setup(String),
+    #[error("{path} does not exist in the repository at {url}")]
+    NotFound { url: String, path: String },
+    #[error("permission denied for {op} of {path} at {url}: {detail}")]
+    PermissionDenied {
+        url: String,
+        path: String,
+        op: &'static str,
+        detail: String,
+    },
+    #[error("{path}: asked for {wanted} bytes, the storage returned {got} (the file is truncated)")]
+    ShortRead { path: String, wanted: u64, got: u64 },
+    #[error("{op} of {path} at {url} failed: {detail}")]
+    Other {
+        url: String,
+        path: String,
+        op: &'static str,
+        detail: String,
+        temporary: bool,
+    },
+}
+
+impl StorageError {
+    pub(crate) fn from_opendal(
+        url: &StorageUrl,
+        path: &str,
+        op: &'static str,
+        e: opendal::Error,
+    ) -> Self {
+        let url = url.to_string();
+        let path = path.to_string();
+        match e.kind() {
+            opendal::ErrorKind::NotFound => StorageError::NotFound { url, path },
+            opendal::ErrorKind::PermissionDenied => StorageError::PermissionDenied {
+                url,
+                path,
+                op,
+                detail: e.to_string(),
+            },
+            _ => StorageError::Other {
+                url,
+                path,
+                op,
+                temporary: e.is_temporary(),
+                detail: e.to_string(),
+            },
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
