@@ -14,6 +14,7 @@ use crate::{FORMAT_VERSION, FormatError, decode, encode};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoConfig {
     pub repo_id: [u8; 16],
+    /// Seconds since the Unix epoch.
     pub created: i64,
     pub chunker: ChunkerParams,
     /// Target size of a pack file in bytes.
@@ -33,22 +34,29 @@ pub enum ConfigError {
     WrongKey,
 }
 
-fn check_aad(repo_id: &[u8; 16]) -> Vec<u8> {
+/// The key check's associated data binds every other config field, so none can be changed
+/// without the key check failing.
+fn check_aad(repo_id: &[u8; 16], created: i64, chunker: &ChunkerParams, pack_size: u32) -> Vec<u8> {
     let mut a = b"arca config key check v1".to_vec();
-    a.extend_from_slice(repo_id);
+    a.extend_from_slice(&encode(&(repo_id, created, chunker, pack_size)));
     a
 }
 
 impl RepoConfig {
     pub fn new(key: &DerivedKeys, repo_id: [u8; 16], created: i64) -> Self {
-        let key_check = arca_crypto::seal(&key.key_check, &check_aad(&repo_id), &repo_id);
-        RepoConfig {
+        let mut cfg = RepoConfig {
             repo_id,
             created,
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
-            key_check,
-        }
+            key_check: Vec::new(),
+        };
+        cfg.key_check = arca_crypto::seal(&key.key_check, &cfg.aad(), &repo_id);
+        cfg
+    }
+
+    fn aad(&self) -> Vec<u8> {
+        check_aad(&self.repo_id, self.created, &self.chunker, self.pack_size)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -82,7 +90,7 @@ impl RepoConfig {
     /// Checks that `key` is this repository's key.
     pub fn check_key(&self, key: &BackupKey) -> Result<DerivedKeys, ConfigError> {
         let derived = key.derived();
-        match arca_crypto::open(&derived.key_check, &check_aad(&self.repo_id), &self.key_check) {
+        match arca_crypto::open(&derived.key_check, &self.aad(), &self.key_check) {
             Ok(p) if p == self.repo_id => Ok(derived),
             _ => Err(ConfigError::WrongKey),
         }

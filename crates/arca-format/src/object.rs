@@ -1,7 +1,9 @@
 //! Sealed metadata objects (index files, snapshots, pack headers).
 //!
 //! Layout: `version (1) || kind (1) || nonce (24) || ciphertext || tag (16)`, sealed under the
-//! metadata key with associated data `version || kind`. The plaintext is zstd-compressed postcard.
+//! metadata key with associated data `version || kind`. The sealed plaintext is
+//! `length (u32 LE) || zstd(postcard(value)) || zeros`, padded to a Padmé bucket of at least
+//! 512 bytes so an object's size says little about how many entries it holds.
 
 use arca_crypto::DerivedKeys;
 
@@ -26,10 +28,20 @@ pub fn seal_object<T: serde::Serialize>(
 ) -> Vec<u8> {
     let plain = encode(value);
     let compressed = zstd::bulk::compress(&plain, 3).expect("zstd compresses any input");
+    let len = 4 + compressed.len();
+    let mut framed = Vec::with_capacity(bucket(len));
+    framed.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
+    framed.extend_from_slice(&compressed);
+    framed.resize(bucket(len), 0);
     let mut out = vec![FORMAT_VERSION, kind as u8];
     keys.meta
-        .seal_into(&[FORMAT_VERSION, kind as u8], &compressed, &mut out);
+        .seal_into(&[FORMAT_VERSION, kind as u8], &framed, &mut out);
     out
+}
+
+/// The padded plaintext size of an object whose framed content is `len` bytes.
+fn bucket(len: usize) -> usize {
+    crate::pack::padme(len.max(512) as u64) as usize
 }
 
 pub fn open_object<T: serde::de::DeserializeOwned>(
@@ -49,9 +61,16 @@ pub fn open_object<T: serde::de::DeserializeOwned>(
             bytes[1], kind
         )));
     }
-    let compressed = keys.meta.open(&bytes[..2], &bytes[2..])?;
+    let framed = keys.meta.open(&bytes[..2], &bytes[2..])?;
+    if framed.len() < 4 {
+        return Err(FormatError::Malformed("object without a length".into()));
+    }
+    let clen = u32::from_le_bytes(framed[..4].try_into().expect("4 bytes")) as usize;
+    let compressed = framed
+        .get(4..4 + clen)
+        .ok_or_else(|| FormatError::Malformed("object length exceeds its content".into()))?;
     let mut plain = Vec::new();
-    let mut decoder = zstd::stream::read::Decoder::new(&compressed[..])
+    let mut decoder = zstd::stream::read::Decoder::new(compressed)
         .map_err(|e| FormatError::Malformed(format!("zstd: {e}")))?;
     use std::io::Read;
     (&mut decoder)
@@ -91,6 +110,12 @@ mod tests {
             open_object::<Vec<u32>>(&k, ObjectKind::Index, &v2),
             Err(FormatError::Version(2))
         );
+        let big: Vec<u64> = (0..300).map(|i| i * 7919).collect();
+        let a = seal_object(&k, ObjectKind::Index, &vec![1u64]);
+        let b = seal_object(&k, ObjectKind::Index, &big[..40].to_vec());
+        assert_eq!(a.len(), b.len(), "small objects share one size bucket");
+        let c: Vec<u64> = open_object(&k, ObjectKind::Index, &seal_object(&k, ObjectKind::Index, &big)).unwrap();
+        assert_eq!(c, big);
         let other = BackupKey::from_bytes([6; 32]).derived();
         assert_eq!(
             open_object::<Vec<u32>>(&other, ObjectKind::Index, &sealed),
