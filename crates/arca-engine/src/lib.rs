@@ -1,14 +1,26 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The engine of arca: back up, restore, browse and check a repository.
+//!
+//! Everything here works on a [`Repository`], which holds the storage, the repository config and
+//! the keys derived from K. Every object read is checked against its name or id before use.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod backup;
+mod browse;
+mod check;
+mod error;
+mod filecache;
+mod index;
+mod progress;
+mod repo;
+mod restore;
+mod sqlite;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use backup::{BackupOptions, BackupReport, backup, scan_totals};
+pub use browse::{Entry, list};
+pub use check::{CheckOptions, CheckReport, check};
+pub use error::EngineError;
+pub use index::{Location, MasterIndex};
+pub use progress::Counters;
+pub use repo::{Repository, SnapshotInfo};
+pub use restore::{RestoreOptions, RestoreReport, restore};
+
+pub type Result<T> = std::result::Result<T, EngineError>;

@@ -1,0 +1,838 @@
+//! Backup as a pipeline of threads joined by bounded channels:
+//!
+//! ```text
+//! walker (this thread): walk -> file cache -> read -> cut -> keyed hash -> dedup
+//!   -> workers (N):      compress -> seal
+//!   -> packer:           fill data and tree packs, pad, seal headers
+//!   -> uploaders (M):    write packs
+//!   -> indexer:          write an index file every few packs
+//! ```
+//! then the snapshot. Memory is bounded by the channel capacities times the chunk and pack sizes,
+//! not by the amount of data. Objects are written before anything refers to them: a pack before
+//! the index naming it, every index before the snapshot. A crash leaves at worst unreferenced
+//! packs, and indexed packs are reused by the next run instead of uploaded again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
+use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arca_format::blob::{BlobKind, Sealer};
+use arca_format::chunker::{sqlite_chunk_len, sqlite_page_size};
+use arca_format::id::Id;
+use arca_format::index::{IndexFile, IndexPack};
+use arca_format::pack::{BlobEntry, PackBuilder};
+use arca_format::snapshot::{Snapshot, Summary};
+use arca_format::tree::{Content, Node, Tree};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use crate::filecache::{self, FileCache, Fingerprint};
+use crate::index::MasterIndex;
+use crate::progress::Counters;
+use crate::repo::{Repository, pack_path};
+use crate::sqlite::{SIDECARS, consistent_copy};
+use crate::{EngineError, Result};
+
+/// How to run a backup.
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub host: String,
+    /// This device's cache folder for this repository (file cache, temporary copies).
+    pub cache_dir: Option<PathBuf>,
+    /// Paths never backed up (the repository itself, arca's own state).
+    pub exclude: Vec<PathBuf>,
+    /// Threads that compress and seal.
+    pub workers: usize,
+    /// Packs uploaded at once.
+    pub uploads: usize,
+    pub compression_level: i32,
+}
+
+impl BackupOptions {
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        BackupOptions {
+            paths,
+            host: hostname(),
+            cache_dir: None,
+            exclude: Vec::new(),
+            workers: cpus,
+            uploads: 2,
+            compression_level: 3,
+        }
+    }
+}
+
+/// This machine's name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[derive(Clone, Debug)]
+pub struct BackupReport {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    pub warnings: Vec<String>,
+}
+
+struct Job {
+    id: Id,
+    kind: BlobKind,
+    data: Vec<u8>,
+}
+
+struct SealedBlob {
+    id: Id,
+    kind: BlobKind,
+    raw_len: u32,
+    bytes: Vec<u8>,
+}
+
+struct PackOut {
+    id: Id,
+    bytes: Vec<u8>,
+    blobs: Vec<BlobEntry>,
+}
+
+/// The first error of any stage stops the others.
+#[derive(Default)]
+struct Shared {
+    failed: AtomicBool,
+    error: Mutex<Option<EngineError>>,
+    uploaded: AtomicU64,
+}
+
+impl Shared {
+    fn fail(&self, e: EngineError) {
+        let mut g = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(e);
+        }
+        self.failed.store(true, Relaxed);
+    }
+    fn failed(&self) -> bool {
+        self.failed.load(Relaxed)
+    }
+    fn take(&self) -> Option<EngineError> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Makes `p` absolute without following symlinks.
+fn absolute(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| EngineError::io(p, e))?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+fn now_parts() -> (i64, u32) {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// Backs up `opts.paths` and writes a snapshot.
+pub fn backup(repo: &Repository, opts: &BackupOptions, counters: &Counters) -> Result<BackupReport> {
+    let (time, time_nsec) = now_parts();
+    let mut paths = Vec::new();
+    for p in &opts.paths {
+        let abs = absolute(p)?;
+        std::fs::symlink_metadata(&abs).map_err(|e| {
+            EngineError::NotFound(format!("cannot back up {}: {e}", abs.display()))
+        })?;
+        paths.push(abs);
+    }
+    if paths.is_empty() {
+        return Err(EngineError::Invalid("no paths to back up".into()));
+    }
+    paths.sort();
+    paths.dedup();
+    let paths: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q)))
+        .cloned()
+        .collect();
+
+    let index = repo.load_index()?;
+    let snapshots = repo.snapshots()?;
+    let seq = snapshots.iter().map(|s| s.snapshot.seq).max().map_or(1, |m| m + 1);
+    let path_bytes: Vec<serde_bytes::ByteBuf> = paths
+        .iter()
+        .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
+        .collect();
+    let parent = snapshots
+        .iter()
+        .rev()
+        .find(|s| s.snapshot.host == opts.host && s.snapshot.paths == path_bytes)
+        .map(|s| s.id);
+
+    let old_cache = FileCache::load(opts.cache_dir.as_ref().map(|d| d.join("files")).as_deref());
+    let tmp_dir = match &opts.cache_dir {
+        Some(d) => d.join("tmp"),
+        None => std::env::temp_dir().join(format!("arca-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| EngineError::io(&tmp_dir, e))?;
+
+    let shared = Shared::default();
+    let workers = opts.workers.max(1);
+    let uploads = opts.uploads.max(1);
+    let pack_size = repo.config().pack_size as usize;
+
+    let (root, walker) = std::thread::scope(|s| {
+        let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(workers * 2);
+        let (pack_tx, pack_rx) = bounded::<PackOut>(1);
+        let (done_tx, done_rx) = unbounded::<IndexPack>();
+
+        for _ in 0..workers {
+            let (rx, tx, shared) = (job_rx.clone(), sealed_tx.clone(), &shared);
+            let level = opts.compression_level;
+            s.spawn(move || seal_worker(repo, level, rx, tx, shared));
+        }
+        drop((job_rx, sealed_tx));
+        s.spawn(|| packer(repo, pack_size, sealed_rx, pack_tx));
+        for _ in 0..uploads {
+            let (rx, tx, shared) = (pack_rx.clone(), done_tx.clone(), &shared);
+            s.spawn(move || uploader(repo, rx, tx, shared));
+        }
+        drop((pack_rx, done_tx));
+        let indexer = s.spawn(|| indexer(repo, done_rx, &shared));
+
+        let mut walker = Walker {
+            repo,
+            index: &index,
+            new_ids: HashSet::new(),
+            job_tx: Some(job_tx),
+            shared: &shared,
+            counters,
+            old_cache: &old_cache,
+            new_cache: old_cache.empty_like(),
+            warnings: Vec::new(),
+            summary: Summary::default(),
+            exclude: opts.exclude.iter().filter_map(|p| absolute(p).ok()).collect(),
+            tmp_dir: tmp_dir.clone(),
+            started: time,
+            buf: Vec::new(),
+            copies: 0,
+        };
+        let root = walker.save_roots(&paths);
+        walker.job_tx = None;
+        if let Err(e) = indexer.join().unwrap_or_else(|_| Err(EngineError::Invalid("the indexer thread panicked".into()))) {
+            shared.fail(e);
+        }
+        (root, walker)
+    });
+    if opts.cache_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp_dir);
+    }
+    if let Some(e) = shared.take() {
+        return Err(e);
+    }
+    let root = root?;
+    let mut summary = walker.summary;
+    summary.uploaded_bytes = shared.uploaded.load(Relaxed);
+    summary.warnings = walker.warnings.len() as u64;
+    let snapshot = Snapshot {
+        seq,
+        time,
+        time_nsec,
+        host: opts.host.clone(),
+        paths: path_bytes,
+        parent,
+        tree: root,
+        summary,
+    };
+    let id = repo.write_snapshot(&snapshot)?;
+    let mut warnings = walker.warnings;
+    if let Err(e) = walker.new_cache.save() {
+        warnings.push(format!(
+            "could not save the file cache ({e}); the next backup will read every file again"
+        ));
+    }
+    Ok(BackupReport {
+        id,
+        snapshot,
+        warnings,
+    })
+}
+
+fn seal_worker(
+    repo: &Repository,
+    level: i32,
+    rx: Receiver<Job>,
+    tx: Sender<SealedBlob>,
+    shared: &Shared,
+) {
+    let mut sealer = Sealer::new(level);
+    for job in rx {
+        if shared.failed() {
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(job.data.len() + 64);
+        sealer.seal_into(repo.keys(), job.kind, &job.id, &job.data, &mut bytes);
+        let sealed = SealedBlob {
+            id: job.id,
+            kind: job.kind,
+            raw_len: job.data.len() as u32,
+            bytes,
+        };
+        if tx.send(sealed).is_err() {
+            break;
+        }
+    }
+}
+
+fn packer(repo: &Repository, pack_size: usize, rx: Receiver<SealedBlob>, tx: Sender<PackOut>) {
+    let cap = pack_size + repo.cdc().max_size() + 4096;
+    let mut data = PackBuilder::with_capacity(cap);
+    let mut trees = PackBuilder::default();
+    let ship = |pb: PackBuilder| {
+        let (id, bytes, blobs) = pb.finish(repo.keys());
+        tx.send(PackOut { id, bytes, blobs }).is_ok()
+    };
+    for b in rx {
+        let (pb, fresh) = match b.kind {
+            BlobKind::Data => (&mut data, cap),
+            BlobKind::Tree => (&mut trees, 0),
+        };
+        pb.push(b.id, b.kind, b.raw_len, &b.bytes);
+        if pb.len() >= pack_size {
+            let full = std::mem::replace(pb, PackBuilder::with_capacity(fresh));
+            if !ship(full) {
+                return;
+            }
+        }
+    }
+    for pb in [data, trees] {
+        if !pb.is_empty() && !ship(pb) {
+            return;
+        }
+    }
+}
+
+fn uploader(repo: &Repository, rx: Receiver<PackOut>, tx: Sender<IndexPack>, shared: &Shared) {
+    for p in rx {
+        if shared.failed() {
+            continue;
+        }
+        let size = p.bytes.len() as u64;
+        match repo.storage().write(&pack_path(&p.id), p.bytes) {
+            Ok(()) => {
+                shared.uploaded.fetch_add(size, Relaxed);
+                let _ = tx.send(IndexPack {
+                    id: p.id,
+                    size,
+                    blobs: p.blobs,
+                });
+            }
+            Err(e) => shared.fail(e.into()),
+        }
+    }
+}
+
+/// Writes index files as packs arrive, so an interrupted backup's uploaded packs are reused.
+fn indexer(repo: &Repository, rx: Receiver<IndexPack>, shared: &Shared) -> Result<()> {
+    let mut pending = IndexFile::default();
+    let mut since = Instant::now();
+    for p in rx {
+        pending.packs.push(p);
+        if pending.packs.len() >= 16 || since.elapsed() > Duration::from_secs(20) {
+            repo.write_index(&pending)?;
+            pending = IndexFile::default();
+            since = Instant::now();
+        }
+        if shared.failed() && pending.packs.is_empty() {
+            continue;
+        }
+    }
+    if !pending.packs.is_empty() {
+        repo.write_index(&pending)?;
+    }
+    Ok(())
+}
+
+/// A directory of the snapshot root that stands for a path's ancestors.
+enum Virtual {
+    Node(Node),
+    Dir(BTreeMap<Vec<u8>, Virtual>),
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    new_ids: HashSet<Id>,
+    job_tx: Option<Sender<Job>>,
+    shared: &'a Shared,
+    counters: &'a Counters,
+    old_cache: &'a FileCache,
+    new_cache: FileCache,
+    warnings: Vec<String>,
+    summary: Summary,
+    exclude: Vec<PathBuf>,
+    tmp_dir: PathBuf,
+    started: i64,
+    buf: Vec<u8>,
+    copies: u64,
+}
+
+fn node(name: &[u8], m: &Metadata, content: Content) -> Node {
+    Node {
+        name: name.to_vec(),
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec() as u32,
+        content,
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl Walker<'_> {
+    fn warn(&mut self, msg: String) {
+        tracing::warn!("{msg}");
+        self.warnings.push(msg);
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        if self.shared.failed() {
+            Err(EngineError::Invalid("backup stopped".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn is_known(&self, id: &Id) -> bool {
+        self.index.contains(id) || self.new_ids.contains(id)
+    }
+
+    /// Hashes a blob and sends it on unless the repository already has it.
+    fn emit(&mut self, data: &[u8], kind: BlobKind) -> Result<Id> {
+        let id = Id(self.repo.keys().blob_id(data));
+        if !self.index.contains(&id) && self.new_ids.insert(id) {
+            self.summary.new_bytes += data.len() as u64;
+            let job = Job {
+                id,
+                kind,
+                data: data.to_vec(),
+            };
+            let sent = self.job_tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+            if !sent {
+                self.check_failed()?;
+                return Err(EngineError::Invalid("the backup pipeline stopped".into()));
+            }
+        }
+        Ok(id)
+    }
+
+    fn store_tree(&mut self, mut tree: Tree) -> Result<Id> {
+        tree.normalize();
+        let bytes = arca_format::encode(&tree);
+        self.emit(&bytes, BlobKind::Tree)
+    }
+
+    fn save_roots(&mut self, paths: &[PathBuf]) -> Result<Id> {
+        if paths.len() == 1 && paths[0] == Path::new("/") {
+            return self.save_dir(Path::new("/"));
+        }
+        let mut root: BTreeMap<Vec<u8>, Virtual> = BTreeMap::new();
+        for p in paths {
+            let comps: Vec<Vec<u8>> = p
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.as_bytes().to_vec()),
+                    _ => None,
+                })
+                .collect();
+            let Some((name, ancestors)) = comps.split_last() else {
+                continue;
+            };
+            let meta = match std::fs::symlink_metadata(p) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(format!("{} vanished before it was read: {e}", p.display()));
+                    continue;
+                }
+            };
+            let Some(n) = self.save_path(p, name, &meta)? else {
+                continue;
+            };
+            let mut dir = &mut root;
+            for a in ancestors {
+                let entry = dir
+                    .entry(a.clone())
+                    .or_insert_with(|| Virtual::Dir(BTreeMap::new()));
+                dir = match entry {
+                    Virtual::Dir(d) => d,
+                    Virtual::Node(_) => unreachable!("nested source paths were removed"),
+                };
+            }
+            dir.insert(name.clone(), Virtual::Node(n));
+        }
+        self.save_virtual(Path::new("/"), root)
+    }
+
+    fn save_virtual(&mut self, path: &Path, children: BTreeMap<Vec<u8>, Virtual>) -> Result<Id> {
+        let mut tree = Tree::default();
+        for (name, v) in children {
+            match v {
+                Virtual::Node(n) => tree.nodes.push(n),
+                Virtual::Dir(ch) => {
+                    let sub = path.join(std::ffi::OsStr::from_bytes(&name));
+                    let id = self.save_virtual(&sub, ch)?;
+                    let meta = std::fs::symlink_metadata(&sub).map_err(|e| EngineError::io(&sub, e))?;
+                    tree.nodes.push(node(&name, &meta, Content::Dir { tree: id }));
+                }
+            }
+        }
+        self.store_tree(tree)
+    }
+
+    fn save_path(&mut self, path: &Path, name: &[u8], meta: &Metadata) -> Result<Option<Node>> {
+        self.check_failed()?;
+        let ft = meta.file_type();
+        let content = if ft.is_dir() {
+            self.summary.dirs += 1;
+            Content::Dir {
+                tree: self.save_dir(path)?,
+            }
+        } else if ft.is_file() {
+            match self.save_file(path, meta)? {
+                Some((c, _)) => c,
+                None => return Ok(None),
+            }
+        } else if ft.is_symlink() {
+            match std::fs::read_link(path) {
+                Ok(t) => Content::Symlink {
+                    target: t.into_os_string().into_vec(),
+                },
+                Err(e) => {
+                    self.warn(format!("cannot read symlink {}: {e}; skipped", path.display()));
+                    return Ok(None);
+                }
+            }
+        } else if ft.is_fifo() {
+            Content::Fifo
+        } else if ft.is_socket() {
+            Content::Socket
+        } else if ft.is_char_device() {
+            Content::CharDevice { rdev: meta.rdev() }
+        } else if ft.is_block_device() {
+            Content::BlockDevice { rdev: meta.rdev() }
+        } else {
+            self.warn(format!("{} has an unknown file type; skipped", path.display()));
+            return Ok(None);
+        };
+        Ok(Some(node(name, meta, content)))
+    }
+
+    fn save_dir(&mut self, path: &Path) -> Result<Id> {
+        let rd = match std::fs::read_dir(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(format!(
+                    "cannot read directory {}: {e}; it is recorded as empty",
+                    path.display()
+                ));
+                return self.store_tree(Tree::default());
+            }
+        };
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in rd {
+            match entry {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => {
+                    self.warn(format!("error listing {}: {e}; some entries may be missing", path.display()));
+                    break;
+                }
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut captured: HashSet<Vec<u8>> = HashSet::new();
+        let mut tree = Tree::default();
+        for name in names {
+            let nb = name.as_bytes();
+            let sidecar_of_capture = SIDECARS.iter().any(|s| {
+                nb.len() > s.len() && nb.ends_with(s.as_bytes()) && captured.contains(&nb[..nb.len() - s.len()])
+            });
+            if sidecar_of_capture {
+                continue;
+            }
+            let child = path.join(&name);
+            if self.exclude.iter().any(|x| x == &child) {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(format!("{} vanished before it was read: {e}", child.display()));
+                    continue;
+                }
+            };
+            if meta.is_file() {
+                self.check_failed()?;
+                if let Some((content, sqlite)) = self.save_file(&child, &meta)? {
+                    if sqlite {
+                        captured.insert(nb.to_vec());
+                    }
+                    tree.nodes.push(node(nb, &meta, content));
+                }
+            } else if let Some(n) = self.save_path(&child, nb, &meta)? {
+                tree.nodes.push(n);
+            }
+        }
+        self.store_tree(tree)
+    }
+
+    /// Returns the file's content and whether it was captured as a consistent SQLite copy.
+    fn save_file(&mut self, path: &Path, meta: &Metadata) -> Result<Option<(Content, bool)>> {
+        let key = path.as_os_str().as_bytes().to_vec();
+        let fp = Fingerprint::of(meta);
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let wal = std::fs::symlink_metadata(&wal_path)
+            .ok()
+            .map(|m| Fingerprint::of(&m));
+        if let Some(e) = self.old_cache.get(&key)
+            && e.file == fp
+            && e.wal == wal
+            && e.chunks.iter().all(|c| self.is_known(c))
+        {
+            let e = e.clone();
+            self.summary.files += 1;
+            self.summary.bytes += e.size;
+            self.counters.add(1, e.size);
+            let content = Content::File {
+                size: e.size,
+                chunks: e.chunks.clone(),
+            };
+            let sqlite = e.sqlite;
+            self.new_cache.insert(key, e);
+            return Ok(Some((content, sqlite)));
+        }
+
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn(format!("cannot read {}: {e}; skipped", path.display()));
+                return Ok(None);
+            }
+        };
+        let mut head = [0u8; 100];
+        let n = match read_full(&mut file, &mut head) {
+            Ok(n) => n,
+            Err(e) => {
+                self.warn(format!("cannot read {}: {e}; skipped", path.display()));
+                return Ok(None);
+            }
+        };
+        let mut sqlite = false;
+        let read = if let Some(page) = sqlite_page_size(&head[..n]) {
+            self.copies += 1;
+            let copy = self.tmp_dir.join(format!("sqlite-copy-{}.db", self.copies));
+            let chunk = sqlite_chunk_len(page);
+            match consistent_copy(path, &copy) {
+                Ok(()) => {
+                    sqlite = true;
+                    let r = match File::open(&copy) {
+                        Ok(mut c) => self.read_fixed(&mut c, chunk, &copy),
+                        Err(e) => Err(e),
+                    };
+                    let _ = std::fs::remove_file(&copy);
+                    r
+                }
+                Err(e) => {
+                    self.warn(format!(
+                        "could not take a consistent copy of the SQLite database {} ({e}); it is backed up as it is on disk",
+                        path.display()
+                    ));
+                    let _ = std::fs::remove_file(&copy);
+                    file.seek(SeekFrom::Start(0))
+                        .and_then(|_| self.read_fixed(&mut file, chunk, path))
+                }
+            }
+        } else {
+            file.seek(SeekFrom::Start(0))
+                .and_then(|_| self.read_cdc(&mut file))
+        };
+        let (size, chunks) = match read {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::Other && self.shared.failed() => {
+                return Err(EngineError::Invalid("backup stopped".into()));
+            }
+            Err(e) => {
+                self.warn(format!("error reading {}: {e}; skipped", path.display()));
+                return Ok(None);
+            }
+        };
+        let mut cacheable = meta.mtime() < self.started - 1;
+        if !sqlite {
+            let changed = match file.metadata() {
+                Ok(after) => {
+                    let a = Fingerprint::of(&after);
+                    a.size != fp.size || a.mtime != fp.mtime || a.mtime_nsec != fp.mtime_nsec || size != fp.size
+                }
+                Err(_) => true,
+            };
+            if changed {
+                cacheable = false;
+                self.warn(format!(
+                    "{} changed while it was being read; the backup holds the {size} bytes that were read",
+                    path.display()
+                ));
+            }
+        }
+        self.summary.files += 1;
+        self.summary.bytes += size;
+        self.counters.add(1, 0);
+        if cacheable {
+            self.new_cache.insert(
+                key,
+                filecache::Entry {
+                    file: fp,
+                    wal: if sqlite { wal } else { None },
+                    sqlite,
+                    size,
+                    chunks: chunks.clone(),
+                },
+            );
+        }
+        Ok(Some((Content::File { size, chunks }, sqlite)))
+    }
+
+    fn pipeline_error() -> std::io::Error {
+        std::io::Error::other("backup stopped")
+    }
+
+    /// Cuts with the keyed content-defined chunker.
+    fn read_cdc(&mut self, file: &mut File) -> std::io::Result<(u64, Vec<Id>)> {
+        let max = self.repo.cdc().max_size();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(2 * max, 0);
+        let (mut start, mut end, mut eof) = (0usize, 0usize, false);
+        let mut chunks = Vec::new();
+        let mut total = 0u64;
+        let result = loop {
+            if !eof && end - start < max {
+                if start > 0 {
+                    buf.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
+                }
+                while end < buf.len() {
+                    match file.read(&mut buf[end..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(k) => end += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            self.buf = buf;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            if start == end {
+                break Ok((total, chunks));
+            }
+            let n = self.repo.cdc().cut(&buf[start..end]);
+            let piece = &buf[start..start + n];
+            match self.emit(piece, BlobKind::Data) {
+                Ok(id) => chunks.push(id),
+                Err(_) => break Err(Self::pipeline_error()),
+            }
+            total += n as u64;
+            self.counters.add(0, n as u64);
+            start += n;
+        };
+        self.buf = buf;
+        result
+    }
+
+    /// Cuts at fixed `chunk` bytes (SQLite pages).
+    fn read_fixed(&mut self, file: &mut File, chunk: usize, _path: &Path) -> std::io::Result<(u64, Vec<Id>)> {
+        let batch = (1 << 20) / chunk * chunk;
+        let mut buf = vec![0u8; batch.max(chunk)];
+        let mut chunks = Vec::new();
+        let mut total = 0u64;
+        loop {
+            let n = read_full(file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            for piece in buf[..n].chunks(chunk) {
+                let id = self
+                    .emit(piece, BlobKind::Data)
+                    .map_err(|_| Self::pipeline_error())?;
+                chunks.push(id);
+            }
+            total += n as u64;
+            self.counters.add(0, n as u64);
+            if n < buf.len() {
+                break;
+            }
+        }
+        Ok((total, chunks))
+    }
+}
+
+/// Counts files and bytes under `paths`, for a progress display's totals.
+pub fn scan_totals(paths: &[PathBuf], counters: &Counters) {
+    fn walk(p: &Path, files: &mut u64, bytes: &mut u64) {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return;
+        };
+        if m.is_file() {
+            *files += 1;
+            *bytes += m.len();
+        } else if m.is_dir()
+            && let Ok(rd) = std::fs::read_dir(p)
+        {
+            for e in rd.flatten() {
+                walk(&e.path(), files, bytes);
+            }
+        }
+    }
+    let (mut files, mut bytes) = (0, 0);
+    for p in paths {
+        walk(p, &mut files, &mut bytes);
+    }
+    counters.set_totals(files, bytes);
+}

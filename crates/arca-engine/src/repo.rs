@@ -1,0 +1,265 @@
+//! A repository opened with its key: reading and writing its stored objects.
+
+use arca_crypto::{BackupKey, DerivedKeys};
+use arca_format::blob::{BlobKind, open_blob};
+use arca_format::chunker::Cdc;
+use arca_format::config::{ConfigError, RepoConfig};
+use arca_format::id::Id;
+use arca_format::index::IndexFile;
+use arca_format::object::{ObjectKind, open_object, seal_object};
+use arca_format::snapshot::Snapshot;
+use arca_format::tree::Tree;
+use arca_storage::Storage;
+use rand_core::{OsRng, RngCore};
+
+use crate::index::MasterIndex;
+use crate::{EngineError, Result};
+
+pub const CONFIG: &str = "config";
+pub const DATA: &str = "data";
+pub const INDEX: &str = "index";
+pub const SNAPSHOTS: &str = "snapshots";
+
+/// A snapshot with its id.
+#[derive(Clone, Debug)]
+pub struct SnapshotInfo {
+    pub id: Id,
+    pub snapshot: Snapshot,
+}
+
+/// An open repository.
+pub struct Repository {
+    storage: Storage,
+    config: RepoConfig,
+    keys: DerivedKeys,
+    cdc: Cdc,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.storage.url())
+    }
+}
+
+pub fn pack_path(id: &Id) -> String {
+    let hex = id.to_hex();
+    format!("{DATA}/{}/{hex}", &hex[..2])
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Repository {
+    /// Creates a new repository; refuses if one exists there.
+    pub fn init(storage: Storage, key: &BackupKey) -> Result<Self> {
+        if storage.size(CONFIG)?.is_some() {
+            return Err(EngineError::AlreadyExists(storage.url().to_string()));
+        }
+        let mut repo_id = [0u8; 16];
+        OsRng.fill_bytes(&mut repo_id);
+        let derived = key.derived();
+        let config = RepoConfig::new(&derived, repo_id, now());
+        storage.write(CONFIG, config.to_bytes())?;
+        Self::open(storage, key)
+    }
+
+    /// Reads the config without a key (to tell "no repository" from "wrong key").
+    pub fn read_config(storage: &Storage) -> Result<RepoConfig> {
+        let bytes = match storage.read(CONFIG) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(EngineError::NoRepository(storage.url().to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        RepoConfig::from_bytes(&bytes).map_err(|e| match e {
+            ConfigError::WrongKey => EngineError::WrongKey,
+            other => EngineError::damaged("the repository config (file `config`)", other),
+        })
+    }
+
+    /// Opens a repository with K; a wrong key is reported as such, not as damage.
+    pub fn open(storage: Storage, key: &BackupKey) -> Result<Self> {
+        let config = Self::read_config(&storage)?;
+        let keys = config.check_key(key).map_err(|_| EngineError::WrongKey)?;
+        let cdc = Cdc::new(keys.chunker.expose(), config.chunker);
+        Ok(Repository {
+            storage,
+            config,
+            keys,
+            cdc,
+        })
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+    pub fn keys(&self) -> &DerivedKeys {
+        &self.keys
+    }
+    pub fn cdc(&self) -> &Cdc {
+        &self.cdc
+    }
+    pub fn id_hex(&self) -> String {
+        hex::encode(self.config.repo_id)
+    }
+
+    /// Reads a file named by the hash of its bytes and checks the name.
+    pub(crate) fn read_named(&self, path: &str, id: &Id) -> Result<Vec<u8>> {
+        let bytes = match self.storage.read(path) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(EngineError::damaged(path, "it is missing"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if Id::of_stored(&bytes) != *id {
+            return Err(EngineError::damaged(
+                path,
+                "its content does not match its name (altered, truncated or replaced)",
+            ));
+        }
+        Ok(bytes)
+    }
+
+    pub(crate) fn write_named(&self, dir: &str, bytes: Vec<u8>) -> Result<Id> {
+        let id = Id::of_stored(&bytes);
+        self.storage.write(&format!("{dir}/{}", id.to_hex()), bytes)?;
+        Ok(id)
+    }
+
+    /// Ids of the files under `dir` (named by their hashes); other names are skipped.
+    pub(crate) fn list_ids(&self, dir: &str) -> Result<Vec<(Id, u64)>> {
+        let mut out = Vec::new();
+        for f in self.storage.list(dir)? {
+            let name = f.path.rsplit('/').next().unwrap_or("");
+            match Id::from_hex(name) {
+                Some(id) => out.push((id, f.size)),
+                None => tracing::warn!(path = %f.path, "ignoring a file that arca did not write"),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let path = format!("{SNAPSHOTS}/{}", id.to_hex());
+        let bytes = self.read_named(&path, id)?;
+        open_object(&self.keys, ObjectKind::Snapshot, &bytes)
+            .map_err(|e| EngineError::damaged(format!("snapshot {}", id.short()), e))
+    }
+
+    /// Every snapshot, oldest first (by sequence number, then time).
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let mut out = Vec::new();
+        for (id, _) in self.list_ids(SNAPSHOTS)? {
+            out.push(SnapshotInfo {
+                id,
+                snapshot: self.load_snapshot(&id)?,
+            });
+        }
+        out.sort_by_key(|s| (s.snapshot.seq, s.snapshot.time, s.snapshot.time_nsec));
+        Ok(out)
+    }
+
+    /// `latest`, or a unique prefix of a snapshot id.
+    pub fn find_snapshot(&self, which: &str) -> Result<SnapshotInfo> {
+        let all = self.snapshots()?;
+        if which == "latest" {
+            return all
+                .into_iter()
+                .last()
+                .ok_or_else(|| EngineError::NotFound("the repository has no backups yet".into()));
+        }
+        let which = which.to_ascii_lowercase();
+        let found: Vec<_> = all
+            .into_iter()
+            .filter(|s| s.id.to_hex().starts_with(&which))
+            .collect();
+        match found.len() {
+            1 => Ok(found.into_iter().next().expect("one")),
+            0 => Err(EngineError::NotFound(format!(
+                "no backup has an id starting with {which}; `arca snapshots` lists them"
+            ))),
+            n => Err(EngineError::NotFound(format!(
+                "{n} backups have ids starting with {which}; give more digits"
+            ))),
+        }
+    }
+
+    pub fn write_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        self.write_named(
+            SNAPSHOTS,
+            seal_object(&self.keys, ObjectKind::Snapshot, snapshot),
+        )
+    }
+
+    pub(crate) fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let path = format!("{INDEX}/{}", id.to_hex());
+        let bytes = self.read_named(&path, id)?;
+        open_object(&self.keys, ObjectKind::Index, &bytes)
+            .map_err(|e| EngineError::damaged(path, e))
+    }
+
+    /// The union of all index files.
+    pub fn load_index(&self) -> Result<MasterIndex> {
+        let mut index = MasterIndex::default();
+        for (id, _) in self.list_ids(INDEX)? {
+            for p in &self.load_index_file(&id)?.packs {
+                index.add_pack(p);
+            }
+        }
+        Ok(index)
+    }
+
+    pub(crate) fn write_index(&self, file: &IndexFile) -> Result<Id> {
+        self.write_named(INDEX, seal_object(&self.keys, ObjectKind::Index, file))
+    }
+
+    /// Reads, authenticates and verifies one blob.
+    pub fn read_blob(&self, index: &MasterIndex, id: &Id, kind: BlobKind) -> Result<Vec<u8>> {
+        let loc = index.get(id).ok_or_else(|| {
+            EngineError::damaged(
+                format!("blob {}", id.short()),
+                "it is not in any index (an index file is missing or damaged)",
+            )
+        })?;
+        if loc.kind != kind {
+            return Err(EngineError::damaged(
+                format!("blob {}", id.short()),
+                "the index lists it with the wrong kind",
+            ));
+        }
+        let (pack, _) = index.pack(loc);
+        let path = pack_path(&pack);
+        let sealed = self
+            .storage
+            .read_range(&path, loc.offset as u64, loc.length as u64)
+            .map_err(|e| match e {
+                arca_storage::StorageError::NotFound { .. } => {
+                    EngineError::damaged(&path, "it is missing")
+                }
+                arca_storage::StorageError::ShortRead { .. } => {
+                    EngineError::damaged(&path, "it is truncated")
+                }
+                other => other.into(),
+            })?;
+        open_blob(&self.keys, kind, id, &sealed, loc.raw_length as usize)
+            .map_err(|e| EngineError::damaged(format!("{path} (blob {})", id.short()), e))
+    }
+
+    pub fn read_tree(&self, index: &MasterIndex, id: &Id) -> Result<Tree> {
+        let bytes = self.read_blob(index, id, BlobKind::Tree)?;
+        let tree: Tree = arca_format::decode(&bytes)
+            .map_err(|e| EngineError::damaged(format!("tree {}", id.short()), e))?;
+        tree.validate()
+            .map_err(|e| EngineError::damaged(format!("tree {}", id.short()), e))?;
+        Ok(tree)
+    }
+}

@@ -1,0 +1,376 @@
+//! Restore: rebuild a snapshot's files under a target folder.
+//!
+//! Directories, symlinks and special files are made while walking the trees; regular files are
+//! then written by several threads. Each file is written to a temporary name beside its final
+//! one, every chunk is authenticated and checked against its id before it is written, and only a
+//! complete file is renamed into place: an interrupted restore never leaves a half file under
+//! the real name. Reads of chunks that sit next to each other in a pack are merged.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use arca_format::blob::{BlobKind, open_blob};
+use arca_format::id::Id;
+use arca_format::tree::{Content, Node};
+
+use crate::browse::components;
+use crate::index::{Location, MasterIndex};
+use crate::progress::Counters;
+use crate::repo::{Repository, pack_path};
+use crate::{EngineError, Result};
+
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// Paths inside the snapshot to restore (with or without a leading `/`); empty: everything.
+    pub includes: Vec<Vec<u8>>,
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+struct FileJob {
+    path: PathBuf,
+    node: Node,
+    size: u64,
+    chunks: Vec<Id>,
+}
+
+/// Largest merged read.
+const MAX_RUN: u64 = 8 << 20;
+
+enum Want {
+    All,
+    Descend,
+    No,
+}
+
+fn wanted(includes: &[Vec<Vec<u8>>], path: &[Vec<u8>]) -> Want {
+    if includes.is_empty() {
+        return Want::All;
+    }
+    let mut descend = false;
+    for inc in includes {
+        if path.len() >= inc.len() && path[..inc.len()] == inc[..] {
+            return Want::All;
+        }
+        if inc.len() > path.len() && inc[..path.len()] == path[..] {
+            descend = true;
+        }
+    }
+    if descend { Want::Descend } else { Want::No }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn restore(
+    repo: &Repository,
+    index: &MasterIndex,
+    root: &Id,
+    opts: &RestoreOptions,
+    counters: &Counters,
+) -> Result<RestoreReport> {
+    std::fs::create_dir_all(&opts.target).map_err(|e| EngineError::io(&opts.target, e))?;
+    let includes: Vec<Vec<Vec<u8>>> = opts
+        .includes
+        .iter()
+        .map(|i| components(i).into_iter().map(|c| c.to_vec()).collect())
+        .collect();
+    let mut plan = Plan {
+        repo,
+        index,
+        includes,
+        files: Vec::new(),
+        dirs: Vec::new(),
+        report: RestoreReport::default(),
+        root_user: is_root(),
+    };
+    plan.walk(root, &opts.target, &mut Vec::new())?;
+    if !opts.includes.is_empty() && plan.files.is_empty() && plan.dirs.is_empty() && plan.report.files == 0 {
+        return Err(EngineError::NotFound(
+            "nothing in this backup matches the --include paths; `arca ls` shows what it holds".into(),
+        ));
+    }
+    let total: u64 = plan.files.iter().map(|f| f.size).sum();
+    counters.set_totals(plan.files.len() as u64, total);
+
+    let jobs = std::mem::take(&mut plan.files);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let error: Mutex<Option<EngineError>> = Mutex::new(None);
+    let done_files = AtomicU64::new(0);
+    let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..opts.threads.max(1) {
+            s.spawn(|| {
+                while !failed.load(Relaxed) {
+                    let i = next.fetch_add(1, Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    match restore_file(repo, index, job, counters, plan.root_user) {
+                        Ok(w) => {
+                            done_files.fetch_add(1, Relaxed);
+                            counters.add(1, 0);
+                            if let Some(w) = w {
+                                warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+                            }
+                        }
+                        Err(e) => {
+                            let e = match e {
+                                EngineError::Io { path, source }
+                                    if source.raw_os_error() == Some(libc::ENOSPC)
+                                        || source.raw_os_error() == Some(libc::EDQUOT) =>
+                                {
+                                    EngineError::TargetFull {
+                                        path,
+                                        restored: done_files.load(Relaxed),
+                                    }
+                                }
+                                other => other,
+                            };
+                            let mut g = error.lock().unwrap_or_else(|p| p.into_inner());
+                            if g.is_none() {
+                                *g = Some(e);
+                            }
+                            failed.store(true, Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    plan.report.files += jobs.len() as u64;
+    plan.report.bytes += total;
+    plan.report
+        .warnings
+        .extend(warnings.into_inner().unwrap_or_else(|p| p.into_inner()));
+    // Directory times and modes last, deepest first, since writing inside changes them.
+    for (path, node) in plan.dirs.iter().rev() {
+        set_meta(path, node, plan.root_user, false, &mut plan.report.warnings);
+    }
+    Ok(plan.report)
+}
+
+struct Plan<'a> {
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    includes: Vec<Vec<Vec<u8>>>,
+    files: Vec<FileJob>,
+    dirs: Vec<(PathBuf, Node)>,
+    report: RestoreReport,
+    root_user: bool,
+}
+
+impl Plan<'_> {
+    fn walk(&mut self, tree: &Id, dir: &Path, inner: &mut Vec<Vec<u8>>) -> Result<()> {
+        let tree = self.repo.read_tree(self.index, tree)?;
+        for node in tree.nodes {
+            inner.push(node.name.clone());
+            let want = wanted(&self.includes, inner);
+            let path = dir.join(OsStr::from_bytes(&node.name));
+            match (&node.content, want) {
+                (_, Want::No) => {}
+                (Content::Dir { tree }, w) => {
+                    match std::fs::create_dir(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                        Err(e) => return Err(EngineError::io(&path, e)),
+                    }
+                    self.report.dirs += 1;
+                    let tree = *tree;
+                    self.walk(&tree, &path, inner)?;
+                    if matches!(w, Want::All) {
+                        self.dirs.push((path, node));
+                    }
+                }
+                (_, Want::Descend) => {}
+                (Content::File { size, chunks }, Want::All) => {
+                    let (size, chunks) = (*size, chunks.clone());
+                    self.files.push(FileJob {
+                        path,
+                        node,
+                        size,
+                        chunks,
+                    });
+                }
+                (Content::Symlink { target }, Want::All) => {
+                    let _ = std::fs::remove_file(&path);
+                    match std::os::unix::fs::symlink(OsStr::from_bytes(target), &path) {
+                        Ok(()) => set_meta(&path, &node, self.root_user, true, &mut self.report.warnings),
+                        Err(e) => self.report.warnings.push(format!(
+                            "could not create symlink {}: {e}",
+                            path.display()
+                        )),
+                    }
+                    self.report.files += 1;
+                }
+                (special, Want::All) => {
+                    let kind = match special {
+                        Content::Fifo => libc::S_IFIFO,
+                        Content::Socket => libc::S_IFSOCK,
+                        Content::CharDevice { .. } => libc::S_IFCHR,
+                        _ => libc::S_IFBLK,
+                    };
+                    let rdev = match special {
+                        Content::CharDevice { rdev } | Content::BlockDevice { rdev } => *rdev,
+                        _ => 0,
+                    };
+                    let _ = std::fs::remove_file(&path);
+                    match mknod(&path, kind | (node.mode & 0o7777), rdev) {
+                        Ok(()) => set_meta(&path, &node, self.root_user, false, &mut self.report.warnings),
+                        Err(e) => self.report.warnings.push(format!(
+                            "could not create special file {}: {e}",
+                            path.display()
+                        )),
+                    }
+                    self.report.files += 1;
+                }
+            }
+            inner.pop();
+        }
+        Ok(())
+    }
+}
+
+fn mknod(path: &Path, mode: u32, rdev: u64) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path contains NUL"))?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let r = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+fn set_meta(path: &Path, node: &Node, root_user: bool, symlink: bool, warnings: &mut Vec<String>) {
+    if root_user {
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+            warnings.push(format!("could not set the owner of {}: {e}", path.display()));
+        }
+    }
+    if !symlink
+        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
+    {
+        warnings.push(format!("could not set the mode of {}: {e}", path.display()));
+    }
+    let t = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
+    if let Err(e) = filetime::set_symlink_file_times(path, t, t) {
+        warnings.push(format!("could not set the time of {}: {e}", path.display()));
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".arca-restore");
+    path.with_file_name(name)
+}
+
+/// Consecutive chunks that lie back to back in one pack.
+fn runs<'a>(index: &MasterIndex, chunks: &'a [Id]) -> Result<Vec<(&'a [Id], Vec<Location>)>> {
+    let mut out: Vec<(&[Id], Vec<Location>)> = Vec::new();
+    let mut start = 0;
+    let mut locs: Vec<Location> = Vec::new();
+    for (i, id) in chunks.iter().enumerate() {
+        let loc = *index.get(id).ok_or_else(|| {
+            EngineError::damaged(
+                format!("blob {}", id.short()),
+                "it is not in any index (an index file is missing or damaged)",
+            )
+        })?;
+        if let Some(prev) = locs.last() {
+            let adjacent = prev.pack == loc.pack && prev.offset as u64 + prev.length as u64 == loc.offset as u64;
+            if !adjacent || loc.offset as u64 + loc.length as u64 - locs[0].offset as u64 > MAX_RUN {
+                out.push((&chunks[start..i], std::mem::take(&mut locs)));
+                start = i;
+            }
+        }
+        locs.push(loc);
+    }
+    if !locs.is_empty() {
+        out.push((&chunks[start..], locs));
+    }
+    Ok(out)
+}
+
+fn restore_file(
+    repo: &Repository,
+    index: &MasterIndex,
+    job: &FileJob,
+    counters: &Counters,
+    root_user: bool,
+) -> Result<Option<String>> {
+    let tmp = temp_name(&job.path);
+    let result = (|| -> Result<()> {
+        let mut f = File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+        let mut written = 0u64;
+        for (ids, locs) in runs(index, &job.chunks)? {
+            let (pack, _) = index.pack(&locs[0]);
+            let ppath = pack_path(&pack);
+            let first = locs[0].offset as u64;
+            let last = locs.last().expect("run is not empty");
+            let len = last.offset as u64 + last.length as u64 - first;
+            let bytes = repo
+                .storage()
+                .read_range(&ppath, first, len)
+                .map_err(|e| match e {
+                    arca_storage::StorageError::NotFound { .. } => {
+                        EngineError::damaged(&ppath, "it is missing")
+                    }
+                    arca_storage::StorageError::ShortRead { .. } => {
+                        EngineError::damaged(&ppath, "it is truncated")
+                    }
+                    other => other.into(),
+                })?;
+            for (id, loc) in ids.iter().zip(&locs) {
+                if loc.kind != BlobKind::Data {
+                    return Err(EngineError::damaged(
+                        format!("blob {}", id.short()),
+                        "the index lists a tree where file data was expected",
+                    ));
+                }
+                let at = (loc.offset as u64 - first) as usize;
+                let sealed = &bytes[at..at + loc.length as usize];
+                let plain = open_blob(repo.keys(), BlobKind::Data, id, sealed, loc.raw_length as usize)
+                    .map_err(|e| EngineError::damaged(format!("{ppath} (blob {})", id.short()), e))?;
+                f.write_all(&plain).map_err(|e| EngineError::io(&tmp, e))?;
+                written += plain.len() as u64;
+                counters.add(0, plain.len() as u64);
+            }
+        }
+        if written != job.size {
+            return Err(EngineError::damaged(
+                format!("the tree entry for {}", job.path.display()),
+                format!("its chunks hold {written} bytes but it records {}", job.size),
+            ));
+        }
+        f.flush().map_err(|e| EngineError::io(&tmp, e))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let mut warnings = Vec::new();
+    set_meta(&tmp, &job.node, root_user, false, &mut warnings);
+    if let Err(e) = std::fs::rename(&tmp, &job.path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(EngineError::io(&job.path, e));
+    }
+    Ok((!warnings.is_empty()).then(|| warnings.join("; ")))
+}
