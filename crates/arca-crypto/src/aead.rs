@@ -119,12 +119,21 @@ mod tests {
     #[test]
     fn wrong_key_aad_or_length_fails() {
         let sealed = seal(&key(3), b"ad", b"x");
-        assert_eq!(open(&key(4), b"ad", &sealed), Err(CryptoError::Authentication));
-        assert_eq!(open(&key(3), b"AD", &sealed), Err(CryptoError::Authentication));
+        assert_eq!(
+            open(&key(4), b"ad", &sealed),
+            Err(CryptoError::Authentication)
+        );
+        assert_eq!(
+            open(&key(3), b"AD", &sealed),
+            Err(CryptoError::Authentication)
+        );
         assert_eq!(
             open(&key(3), b"ad", &sealed[..sealed.len() - 1]),
             Err(CryptoError::Authentication)
         );
-        assert_eq!(open(&key(3), b"ad", &sealed[..10]), Err(CryptoError::TooShort(10)));
+        assert_eq!(
+            open(&key(3), b"ad", &sealed[..10]),
+            Err(CryptoError::TooShort(10))
+        );
     }
 }

@@ -154,14 +154,17 @@ fn now_parts() -> (i64, u32) {
 }
 
 /// Backs up `opts.paths` and writes a snapshot.
-pub fn backup(repo: &Repository, opts: &BackupOptions, counters: &Counters) -> Result<BackupReport> {
+pub fn backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    counters: &Counters,
+) -> Result<BackupReport> {
     let (time, time_nsec) = now_parts();
     let mut paths = Vec::new();
     for p in &opts.paths {
         let abs = absolute(p)?;
-        std::fs::symlink_metadata(&abs).map_err(|e| {
-            EngineError::NotFound(format!("cannot back up {}: {e}", abs.display()))
-        })?;
+        std::fs::symlink_metadata(&abs)
+            .map_err(|e| EngineError::NotFound(format!("cannot back up {}: {e}", abs.display())))?;
         paths.push(abs);
     }
     if paths.is_empty() {
@@ -177,7 +180,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, counters: &Counters) -> R
 
     let index = repo.load_index()?;
     let snapshots = repo.snapshots()?;
-    let seq = snapshots.iter().map(|s| s.snapshot.seq).max().map_or(1, |m| m + 1);
+    let seq = snapshots
+        .iter()
+        .map(|s| s.snapshot.seq)
+        .max()
+        .map_or(1, |m| m + 1);
     let path_bytes: Vec<serde_bytes::ByteBuf> = paths
         .iter()
         .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
@@ -231,7 +238,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, counters: &Counters) -> R
             new_cache: old_cache.empty_like(),
             warnings: Vec::new(),
             summary: Summary::default(),
-            exclude: opts.exclude.iter().filter_map(|p| absolute(p).ok()).collect(),
+            exclude: opts
+                .exclude
+                .iter()
+                .filter_map(|p| absolute(p).ok())
+                .collect(),
             tmp_dir: tmp_dir.clone(),
             started: time,
             buf: Vec::new(),
@@ -239,7 +250,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, counters: &Counters) -> R
         };
         let root = walker.save_roots(&paths);
         walker.job_tx = None;
-        if let Err(e) = indexer.join().unwrap_or_else(|_| Err(EngineError::Invalid("the indexer thread panicked".into()))) {
+        if let Err(e) = indexer
+            .join()
+            .unwrap_or_else(|_| Err(EngineError::Invalid("the indexer thread panicked".into())))
+        {
             shared.fail(e);
         }
         (root, walker)
@@ -515,8 +529,10 @@ impl Walker<'_> {
                 Virtual::Dir(ch) => {
                     let sub = path.join(std::ffi::OsStr::from_bytes(&name));
                     let id = self.save_virtual(&sub, ch)?;
-                    let meta = std::fs::symlink_metadata(&sub).map_err(|e| EngineError::io(&sub, e))?;
-                    tree.nodes.push(node(&name, &meta, Content::Dir { tree: id }));
+                    let meta =
+                        std::fs::symlink_metadata(&sub).map_err(|e| EngineError::io(&sub, e))?;
+                    tree.nodes
+                        .push(node(&name, &meta, Content::Dir { tree: id }));
                 }
             }
         }
@@ -542,7 +558,10 @@ impl Walker<'_> {
                     target: t.into_os_string().into_vec(),
                 },
                 Err(e) => {
-                    self.warn(format!("cannot read symlink {}: {e}; skipped", path.display()));
+                    self.warn(format!(
+                        "cannot read symlink {}: {e}; skipped",
+                        path.display()
+                    ));
                     return Ok(None);
                 }
             }
@@ -555,7 +574,10 @@ impl Walker<'_> {
         } else if ft.is_block_device() {
             Content::BlockDevice { rdev: meta.rdev() }
         } else {
-            self.warn(format!("{} has an unknown file type; skipped", path.display()));
+            self.warn(format!(
+                "{} has an unknown file type; skipped",
+                path.display()
+            ));
             return Ok(None);
         };
         Ok(Some(node(name, meta, content)))
@@ -577,7 +599,10 @@ impl Walker<'_> {
             match entry {
                 Ok(e) => names.push(e.file_name()),
                 Err(e) => {
-                    self.warn(format!("error listing {}: {e}; some entries may be missing", path.display()));
+                    self.warn(format!(
+                        "error listing {}: {e}; some entries may be missing",
+                        path.display()
+                    ));
                     break;
                 }
             }
@@ -588,7 +613,9 @@ impl Walker<'_> {
         for name in names {
             let nb = name.as_bytes();
             let sidecar_of_capture = SIDECARS.iter().any(|s| {
-                nb.len() > s.len() && nb.ends_with(s.as_bytes()) && captured.contains(&nb[..nb.len() - s.len()])
+                nb.len() > s.len()
+                    && nb.ends_with(s.as_bytes())
+                    && captured.contains(&nb[..nb.len() - s.len()])
             });
             if sidecar_of_capture {
                 continue;
@@ -600,7 +627,10 @@ impl Walker<'_> {
             let meta = match std::fs::symlink_metadata(&child) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.warn(format!("{} vanished before it was read: {e}", child.display()));
+                    self.warn(format!(
+                        "{} vanished before it was read: {e}",
+                        child.display()
+                    ));
                     continue;
                 }
             };
@@ -705,7 +735,10 @@ impl Walker<'_> {
             let changed = match file.metadata() {
                 Ok(after) => {
                     let a = Fingerprint::of(&after);
-                    a.size != fp.size || a.mtime != fp.mtime || a.mtime_nsec != fp.mtime_nsec || size != fp.size
+                    a.size != fp.size
+                        || a.mtime != fp.mtime
+                        || a.mtime_nsec != fp.mtime_nsec
+                        || size != fp.size
                 }
                 Err(_) => true,
             };
@@ -787,7 +820,12 @@ impl Walker<'_> {
     }
 
     /// Cuts at fixed `chunk` bytes (SQLite pages).
-    fn read_fixed(&mut self, file: &mut File, chunk: usize, _path: &Path) -> std::io::Result<(u64, Vec<Id>)> {
+    fn read_fixed(
+        &mut self,
+        file: &mut File,
+        chunk: usize,
+        _path: &Path,
+    ) -> std::io::Result<(u64, Vec<Id>)> {
         let batch = (1 << 20) / chunk * chunk;
         let mut buf = vec![0u8; batch.max(chunk)];
         let mut chunks = Vec::new();

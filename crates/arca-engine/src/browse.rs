@@ -15,7 +15,9 @@ pub struct Entry {
 
 /// Splits `/a/b/` into `[a, b]`.
 pub(crate) fn components(path: &[u8]) -> Vec<&[u8]> {
-    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").collect()
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect()
 }
 
 /// Lists everything at and under `path` (all of the snapshot for `/`).

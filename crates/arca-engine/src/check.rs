@@ -10,10 +10,10 @@ use arca_format::id::Id;
 use arca_format::pack::read_header;
 use arca_format::tree::Content;
 
+use crate::Result;
 use crate::index::MasterIndex;
 use crate::progress::Counters;
 use crate::repo::{DATA, INDEX, Repository, pack_path};
-use crate::Result;
 
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
@@ -47,7 +47,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
     }
     for (pack, size) in index.packs() {
         match stored.get(pack) {
-            None => report.errors.push(format!("{}: an index names it but it is missing", pack_path(pack))),
+            None => report.errors.push(format!(
+                "{}: an index names it but it is missing",
+                pack_path(pack)
+            )),
             Some(s) if s != size => report.errors.push(format!(
                 "{}: it is {s} bytes but the index says {size} (truncated or replaced)",
                 pack_path(pack)
@@ -111,7 +114,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
         }
     }
     if missing_data > 20 {
-        report.errors.push(format!("... {} more blobs are not in any index", missing_data - 20));
+        report.errors.push(format!(
+            "... {} more blobs are not in any index",
+            missing_data - 20
+        ));
     }
 
     for id in stored.keys() {
@@ -148,31 +154,44 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                 s.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, Relaxed);
-                        let Some((pack, size)) = packs.get(i) else { break };
+                        let Some((pack, size)) = packs.get(i) else {
+                            break;
+                        };
                         let found = check_pack(repo, pack, expected.get(pack));
                         read.fetch_add(*size, Relaxed);
                         counters.add(1, *size);
                         if !found.is_empty() {
-                            errors.lock().unwrap_or_else(|p| p.into_inner()).extend(found);
+                            errors
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .extend(found);
                         }
                     }
                 });
             }
         });
         report.bytes_read = read.into_inner();
-        report.errors.extend(errors.into_inner().unwrap_or_else(|p| p.into_inner()));
+        report
+            .errors
+            .extend(errors.into_inner().unwrap_or_else(|p| p.into_inner()));
     }
     Ok(report)
 }
 
-fn check_pack(repo: &Repository, pack: &Id, expected: Option<&Vec<(Id, crate::index::Location)>>) -> Vec<String> {
+fn check_pack(
+    repo: &Repository,
+    pack: &Id,
+    expected: Option<&Vec<(Id, crate::index::Location)>>,
+) -> Vec<String> {
     let path = pack_path(pack);
     let bytes = match repo.storage().read(&path) {
         Ok(b) => b,
         Err(e) => return vec![format!("{path}: cannot be read: {e}")],
     };
     if Id::of_stored(&bytes) != *pack {
-        return vec![format!("{path}: its content does not match its name (altered, truncated or replaced)")];
+        return vec![format!(
+            "{path}: its content does not match its name (altered, truncated or replaced)"
+        )];
     }
     let header = match read_header(repo.keys(), &bytes) {
         Ok(h) => h,
@@ -183,7 +202,10 @@ fn check_pack(repo: &Repository, pack: &Id, expected: Option<&Vec<(Id, crate::in
     for (id, loc) in expected.into_iter().flatten() {
         match in_header.get(id) {
             Some(b) if b.offset == loc.offset && b.length == loc.length && b.kind == loc.kind => {}
-            _ => errors.push(format!("{path}: the index places blob {} where the pack header does not", id.short())),
+            _ => errors.push(format!(
+                "{path}: the index places blob {} where the pack header does not",
+                id.short()
+            )),
         }
     }
     for b in &header {

@@ -103,7 +103,8 @@ impl FileCache {
             std::fs::create_dir_all(dir)?;
         }
         let mut bytes = vec![VERSION];
-        bytes.extend_from_slice(&postcard::to_stdvec(&self.entries).map_err(std::io::Error::other)?);
+        bytes
+            .extend_from_slice(&postcard::to_stdvec(&self.entries).map_err(std::io::Error::other)?);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)

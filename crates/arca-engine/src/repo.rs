@@ -131,7 +131,8 @@ impl Repository {
 
     pub(crate) fn write_named(&self, dir: &str, bytes: Vec<u8>) -> Result<Id> {
         let id = Id::of_stored(&bytes);
-        self.storage.write(&format!("{dir}/{}", id.to_hex()), bytes)?;
+        self.storage
+            .write(&format!("{dir}/{}", id.to_hex()), bytes)?;
         Ok(id)
     }
 

@@ -101,9 +101,14 @@ pub fn restore(
         root_user: is_root(),
     };
     plan.walk(root, &opts.target, &mut Vec::new())?;
-    if !opts.includes.is_empty() && plan.files.is_empty() && plan.dirs.is_empty() && plan.report.files == 0 {
+    if !opts.includes.is_empty()
+        && plan.files.is_empty()
+        && plan.dirs.is_empty()
+        && plan.report.files == 0
+    {
         return Err(EngineError::NotFound(
-            "nothing in this backup matches the --include paths; `arca ls` shows what it holds".into(),
+            "nothing in this backup matches the --include paths; `arca ls` shows what it holds"
+                .into(),
         ));
     }
     let total: u64 = plan.files.iter().map(|f| f.size).sum();
@@ -190,7 +195,8 @@ impl Plan<'_> {
                 (Content::Dir { tree }, w) => {
                     match std::fs::create_dir(&path) {
                         Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
                         Err(e) => return Err(EngineError::io(&path, e)),
                     }
                     self.report.dirs += 1;
@@ -213,11 +219,17 @@ impl Plan<'_> {
                 (Content::Symlink { target }, Want::All) => {
                     let _ = std::fs::remove_file(&path);
                     match std::os::unix::fs::symlink(OsStr::from_bytes(target), &path) {
-                        Ok(()) => set_meta(&path, &node, self.root_user, true, &mut self.report.warnings),
-                        Err(e) => self.report.warnings.push(format!(
-                            "could not create symlink {}: {e}",
-                            path.display()
-                        )),
+                        Ok(()) => set_meta(
+                            &path,
+                            &node,
+                            self.root_user,
+                            true,
+                            &mut self.report.warnings,
+                        ),
+                        Err(e) => self
+                            .report
+                            .warnings
+                            .push(format!("could not create symlink {}: {e}", path.display())),
                     }
                     self.report.files += 1;
                 }
@@ -234,7 +246,13 @@ impl Plan<'_> {
                     };
                     let _ = std::fs::remove_file(&path);
                     match mknod(&path, kind | (node.mode & 0o7777), rdev) {
-                        Ok(()) => set_meta(&path, &node, self.root_user, false, &mut self.report.warnings),
+                        Ok(()) => set_meta(
+                            &path,
+                            &node,
+                            self.root_user,
+                            false,
+                            &mut self.report.warnings,
+                        ),
                         Err(e) => self.report.warnings.push(format!(
                             "could not create special file {}: {e}",
                             path.display()
@@ -254,17 +272,25 @@ fn mknod(path: &Path, mode: u32, rdev: u64) -> std::io::Result<()> {
         .map_err(|_| std::io::Error::other("path contains NUL"))?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let r = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn set_meta(path: &Path, node: &Node, root_user: bool, symlink: bool, warnings: &mut Vec<String>) {
     if root_user {
         if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
-            warnings.push(format!("could not set the owner of {}: {e}", path.display()));
+            warnings.push(format!(
+                "could not set the owner of {}: {e}",
+                path.display()
+            ));
         }
     }
     if !symlink
-        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
+        && let Err(e) =
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
     {
         warnings.push(format!("could not set the mode of {}: {e}", path.display()));
     }
@@ -294,8 +320,10 @@ fn runs<'a>(index: &MasterIndex, chunks: &'a [Id]) -> Result<Vec<(&'a [Id], Vec<
             )
         })?;
         if let Some(prev) = locs.last() {
-            let adjacent = prev.pack == loc.pack && prev.offset as u64 + prev.length as u64 == loc.offset as u64;
-            if !adjacent || loc.offset as u64 + loc.length as u64 - locs[0].offset as u64 > MAX_RUN {
+            let adjacent = prev.pack == loc.pack
+                && prev.offset as u64 + prev.length as u64 == loc.offset as u64;
+            if !adjacent || loc.offset as u64 + loc.length as u64 - locs[0].offset as u64 > MAX_RUN
+            {
                 out.push((&chunks[start..i], std::mem::take(&mut locs)));
                 start = i;
             }
@@ -346,8 +374,14 @@ fn restore_file(
                 }
                 let at = (loc.offset as u64 - first) as usize;
                 let sealed = &bytes[at..at + loc.length as usize];
-                let plain = open_blob(repo.keys(), BlobKind::Data, id, sealed, loc.raw_length as usize)
-                    .map_err(|e| EngineError::damaged(format!("{ppath} (blob {})", id.short()), e))?;
+                let plain = open_blob(
+                    repo.keys(),
+                    BlobKind::Data,
+                    id,
+                    sealed,
+                    loc.raw_length as usize,
+                )
+                .map_err(|e| EngineError::damaged(format!("{ppath} (blob {})", id.short()), e))?;
                 f.write_all(&plain).map_err(|e| EngineError::io(&tmp, e))?;
                 written += plain.len() as u64;
                 counters.add(0, plain.len() as u64);
@@ -356,7 +390,10 @@ fn restore_file(
         if written != job.size {
             return Err(EngineError::damaged(
                 format!("the tree entry for {}", job.path.display()),
-                format!("its chunks hold {written} bytes but it records {}", job.size),
+                format!(
+                    "its chunks hold {written} bytes but it records {}",
+                    job.size
+                ),
             ));
         }
         f.flush().map_err(|e| EngineError::io(&tmp, e))?;

@@ -4,13 +4,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use arca_crypto::BackupKey;
-use arca_engine::{BackupOptions, CheckOptions, Counters, Repository, RestoreOptions, backup, check, restore};
+use arca_engine::{
+    BackupOptions, CheckOptions, Counters, Repository, RestoreOptions, backup, check, restore,
+};
 use arca_storage::Storage;
 
 fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     fn walk(root: &Path, p: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for e in entries {
             let rel = e.strip_prefix(root).unwrap().to_string_lossy().to_string();
@@ -19,7 +24,14 @@ fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>)> {
                 out.push((rel + "/", vec![]));
                 walk(root, &e, out);
             } else if m.file_type().is_symlink() {
-                out.push((rel, std::fs::read_link(&e).unwrap().to_string_lossy().as_bytes().to_vec()));
+                out.push((
+                    rel,
+                    std::fs::read_link(&e)
+                        .unwrap()
+                        .to_string_lossy()
+                        .as_bytes()
+                        .to_vec(),
+                ));
             } else {
                 out.push((rel, std::fs::read(&e).unwrap()));
             }
@@ -35,12 +47,18 @@ fn backup_restore_check_round_trip() {
     let src = work.path().join("src");
     std::fs::create_dir_all(src.join("a/b/empty")).unwrap();
     std::fs::write(src.join("a/hello.txt"), b"hello").unwrap();
-    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(src.join("a/b/big.bin"), &big).unwrap();
     std::fs::write(src.join("a/b/copy.bin"), &big).unwrap();
     std::fs::write(src.join("empty.txt"), b"").unwrap();
     std::os::unix::fs::symlink("a/hello.txt", src.join("link")).unwrap();
-    std::fs::set_permissions(src.join("a/hello.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(
+        src.join("a/hello.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
 
     let storage = Storage::open(work.path().join("repo").to_str().unwrap()).unwrap();
     let key = BackupKey::generate();
@@ -57,27 +75,61 @@ fn backup_restore_check_round_trip() {
     let r2 = backup(&repo, &opts, &c).unwrap();
     assert_eq!(r2.snapshot.seq, r1.snapshot.seq + 1);
     assert_eq!(r2.snapshot.parent, Some(r1.id));
-    assert_eq!(r2.snapshot.summary.new_bytes, 0, "an unchanged tree stores nothing new");
+    assert_eq!(
+        r2.snapshot.summary.new_bytes, 0,
+        "an unchanged tree stores nothing new"
+    );
     assert_eq!(r2.snapshot.tree, r1.snapshot.tree);
 
     let index = repo.load_index().unwrap();
     let target = work.path().join("restore");
-    let rep = restore(&repo, &index, &r2.snapshot.tree, &RestoreOptions { target: target.clone(), includes: vec![], threads: 2 }, &c).unwrap();
+    let rep = restore(
+        &repo,
+        &index,
+        &r2.snapshot.tree,
+        &RestoreOptions {
+            target: target.clone(),
+            includes: vec![],
+            threads: 2,
+        },
+        &c,
+    )
+    .unwrap();
     assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(tree_bytes(&src), tree_bytes(&restored));
-    let mode = std::fs::metadata(restored.join("a/hello.txt")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(restored.join("a/hello.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o640);
     assert_eq!(
-        std::fs::metadata(src.join("a/b/big.bin")).unwrap().modified().unwrap(),
-        std::fs::metadata(restored.join("a/b/big.bin")).unwrap().modified().unwrap()
+        std::fs::metadata(src.join("a/b/big.bin"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        std::fs::metadata(restored.join("a/b/big.bin"))
+            .unwrap()
+            .modified()
+            .unwrap()
     );
 
-    let report = check(&repo, &CheckOptions { read_data: true, threads: 2 }, &c).unwrap();
+    let report = check(
+        &repo,
+        &CheckOptions {
+            read_data: true,
+            threads: 2,
+        },
+        &c,
+    )
+    .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.packs >= 2 && report.trees >= 4);
 
     // reopening with another key is refused as a wrong key
     let storage = Storage::open(work.path().join("repo").to_str().unwrap()).unwrap();
-    assert!(matches!(Repository::open(storage, &BackupKey::generate()), Err(arca_engine::EngineError::WrongKey)));
+    assert!(matches!(
+        Repository::open(storage, &BackupKey::generate()),
+        Err(arca_engine::EngineError::WrongKey)
+    ));
 }

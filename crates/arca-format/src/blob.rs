@@ -154,7 +154,10 @@ mod tests {
         let id = Id(k.blob_id(&text));
         let n = s.seal_into(&k, BlobKind::Data, &id, &text, &mut out);
         assert!(n < text.len() / 10);
-        assert_eq!(open_blob(&k, BlobKind::Data, &id, &out, text.len()).unwrap(), text);
+        assert_eq!(
+            open_blob(&k, BlobKind::Data, &id, &out, text.len()).unwrap(),
+            text
+        );
 
         let mut random = vec![0u8; 100_000];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);

@@ -56,11 +56,7 @@ pub struct Cdc {
 }
 
 fn top_mask(bits: u32) -> u64 {
-    if bits == 0 {
-        0
-    } else {
-        (!0u64) << (64 - bits)
-    }
+    if bits == 0 { 0 } else { (!0u64) << (64 - bits) }
 }
 
 impl Cdc {

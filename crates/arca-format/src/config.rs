@@ -79,7 +79,8 @@ impl RepoConfig {
         if body[0] != FORMAT_VERSION {
             return Err(ConfigError::Version(body[0]));
         }
-        let cfg: RepoConfig = decode(&body[1..]).map_err(|e| ConfigError::Damaged(e.to_string()))?;
+        let cfg: RepoConfig =
+            decode(&body[1..]).map_err(|e| ConfigError::Damaged(e.to_string()))?;
         cfg.chunker.validate().map_err(ConfigError::Damaged)?;
         if !(1 << 20..=256 << 20).contains(&cfg.pack_size) {
             return Err(ConfigError::Damaged(format!("pack size {}", cfg.pack_size)));
@@ -123,9 +124,15 @@ mod tests {
         for i in 0..bytes.len() {
             let mut t = bytes.clone();
             t[i] ^= 0x40;
-            assert!(matches!(RepoConfig::from_bytes(&t), Err(ConfigError::Damaged(_))), "byte {i}");
+            assert!(
+                matches!(RepoConfig::from_bytes(&t), Err(ConfigError::Damaged(_))),
+                "byte {i}"
+            );
         }
-        assert!(matches!(RepoConfig::from_bytes(&bytes[..bytes.len() - 1]), Err(ConfigError::Damaged(_))));
+        assert!(matches!(
+            RepoConfig::from_bytes(&bytes[..bytes.len() - 1]),
+            Err(ConfigError::Damaged(_))
+        ));
     }
 
     proptest! {

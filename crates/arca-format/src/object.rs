@@ -50,7 +50,9 @@ pub fn open_object<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, FormatError> {
     if bytes.len() < 2 {
-        return Err(FormatError::Malformed("object shorter than its header".into()));
+        return Err(FormatError::Malformed(
+            "object shorter than its header".into(),
+        ));
     }
     if bytes[0] != FORMAT_VERSION {
         return Err(FormatError::Version(bytes[0]));
@@ -114,7 +116,12 @@ mod tests {
         let a = seal_object(&k, ObjectKind::Index, &vec![1u64]);
         let b = seal_object(&k, ObjectKind::Index, &big[..40].to_vec());
         assert_eq!(a.len(), b.len(), "small objects share one size bucket");
-        let c: Vec<u64> = open_object(&k, ObjectKind::Index, &seal_object(&k, ObjectKind::Index, &big)).unwrap();
+        let c: Vec<u64> = open_object(
+            &k,
+            ObjectKind::Index,
+            &seal_object(&k, ObjectKind::Index, &big),
+        )
+        .unwrap();
         assert_eq!(c, big);
         let other = BackupKey::from_bytes([6; 32]).derived();
         assert_eq!(

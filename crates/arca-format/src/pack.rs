@@ -136,7 +136,8 @@ pub fn read_header(keys: &DerivedKeys, pack: &[u8]) -> Result<Vec<BlobEntry>, Fo
     let trailer: [u8; 4] = pack[pack.len() - 4..].try_into().expect("4 bytes");
     let hlen = header_length(pack.len() as u64, &trailer)? as usize;
     let hstart = pack.len() - 4 - hlen;
-    let header: PackHeader = open_object(keys, ObjectKind::PackHeader, &pack[hstart..pack.len() - 4])?;
+    let header: PackHeader =
+        open_object(keys, ObjectKind::PackHeader, &pack[hstart..pack.len() - 4])?;
     for b in &header.blobs {
         let end = b.offset as u64 + b.length as u64;
         if b.offset < 1 || end > hstart as u64 {

@@ -9,16 +9,25 @@ use crate::id::Id;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {
-    File { size: u64, chunks: Vec<Id> },
-    Dir { tree: Id },
+    File {
+        size: u64,
+        chunks: Vec<Id>,
+    },
+    Dir {
+        tree: Id,
+    },
     Symlink {
         #[serde(with = "serde_bytes")]
         target: Vec<u8>,
     },
     Fifo,
     Socket,
-    CharDevice { rdev: u64 },
-    BlockDevice { rdev: u64 },
+    CharDevice {
+        rdev: u64,
+    },
+    BlockDevice {
+        rdev: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +58,16 @@ impl Tree {
     /// Checks what a decoder must refuse: empty, `.`/`..` or slash-bearing names, duplicates.
     pub fn validate(&self) -> Result<(), String> {
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.name.is_empty() || n.name == b"." || n.name == b".." || n.name.contains(&b'/') || n.name.contains(&0) {
-                return Err(format!("unsafe name {:?}", String::from_utf8_lossy(&n.name)));
+            if n.name.is_empty()
+                || n.name == b"."
+                || n.name == b".."
+                || n.name.contains(&b'/')
+                || n.name.contains(&0)
+            {
+                return Err(format!(
+                    "unsafe name {:?}",
+                    String::from_utf8_lossy(&n.name)
+                ));
             }
             if i > 0 && self.nodes[i - 1].name >= n.name {
                 return Err("names not sorted or repeated".into());
@@ -68,10 +85,17 @@ mod tests {
 
     fn content() -> impl Strategy<Value = Content> {
         prop_oneof![
-            (any::<u64>(), proptest::collection::vec(any::<[u8; 32]>(), 0..5))
-                .prop_map(|(size, c)| Content::File { size, chunks: c.into_iter().map(Id).collect() }),
+            (
+                any::<u64>(),
+                proptest::collection::vec(any::<[u8; 32]>(), 0..5)
+            )
+                .prop_map(|(size, c)| Content::File {
+                    size,
+                    chunks: c.into_iter().map(Id).collect()
+                }),
             any::<[u8; 32]>().prop_map(|t| Content::Dir { tree: Id(t) }),
-            proptest::collection::vec(any::<u8>(), 0..50).prop_map(|target| Content::Symlink { target }),
+            proptest::collection::vec(any::<u8>(), 0..50)
+                .prop_map(|target| Content::Symlink { target }),
             Just(Content::Fifo),
             Just(Content::Socket),
             any::<u64>().prop_map(|rdev| Content::CharDevice { rdev }),
@@ -96,11 +120,37 @@ mod tests {
 
     #[test]
     fn unsafe_names_are_refused() {
-        let node = |name: &[u8]| Node { name: name.to_vec(), mode: 0, uid: 0, gid: 0, mtime: 0, mtime_nsec: 0, content: Content::Fifo };
+        let node = |name: &[u8]| Node {
+            name: name.to_vec(),
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+            content: Content::Fifo,
+        };
         for bad in [&b".."[..], b".", b"a/b", b""] {
-            assert!(Tree { nodes: vec![node(bad)] }.validate().is_err());
+            assert!(
+                Tree {
+                    nodes: vec![node(bad)]
+                }
+                .validate()
+                .is_err()
+            );
         }
-        assert!(Tree { nodes: vec![node(b"a"), node(b"a")] }.validate().is_err());
-        assert!(Tree { nodes: vec![node(b"a"), node(b"\xff")] }.validate().is_ok());
+        assert!(
+            Tree {
+                nodes: vec![node(b"a"), node(b"a")]
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Tree {
+                nodes: vec![node(b"a"), node(b"\xff")]
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

@@ -182,7 +182,13 @@ mod tests {
         assert_eq!(s.size("data/ab/abc").unwrap(), Some(11));
         assert_eq!(s.size("data/ab/none").unwrap(), None);
         let l = s.list("data").unwrap();
-        assert_eq!(l, vec![Listed { path: "data/ab/abc".into(), size: 11 }]);
+        assert_eq!(
+            l,
+            vec![Listed {
+                path: "data/ab/abc".into(),
+                size: 11
+            }]
+        );
         assert!(matches!(s.read("nope"), Err(StorageError::NotFound { .. })));
         s.delete("data/ab/abc").unwrap();
         assert!(s.list("data").unwrap().is_empty());
@@ -202,6 +208,9 @@ mod tests {
         exercise(&s);
         // no temp files are left behind under the real names
         s.write("snapshots/x", vec![5; 100]).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("snapshots/x")).unwrap(), vec![5; 100]);
+        assert_eq!(
+            std::fs::read(dir.path().join("snapshots/x")).unwrap(),
+            vec![5; 100]
+        );
     }
 }

@@ -15,7 +15,6 @@ pub struct StatsSnapshot {
     pub requests: u64,
 }
 
-
 impl Stats {
     pub(crate) fn sent(&self, n: usize) {
         self.bytes_sent.fetch_add(n as u64, Relaxed);

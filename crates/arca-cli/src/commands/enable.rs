@@ -1,0 +1,76 @@
+use anyhow::{Result, bail};
+use arca_crypto::{BackupKey, format_digits};
+use arca_engine::{EngineError, Repository};
+
+use super::Ctx;
+use crate::cli::EnableArgs;
+use crate::device::DeviceState;
+use crate::exit::{OK, UsageError};
+use crate::keysource;
+
+pub fn run(ctx: &Ctx, args: EnableArgs) -> Result<i32> {
+    if !args.key {
+        bail!(UsageError(
+            "choose how the backup is protected: `arca enable --key` makes a 64-digit key that you keep".into()
+        ));
+    }
+    if ctx.device.stored_key()?.is_some() {
+        bail!(UsageError(format!(
+            "backup is already enabled on this device (config folder {}); `arca key show` prints its key, `arca status` shows the repository",
+            ctx.device.dir.display()
+        )));
+    }
+    let storage = ctx.storage()?;
+    let (repo, key, created) = match Repository::read_config(&storage) {
+        Err(EngineError::NoRepository(_)) => {
+            let key = match keysource::from_env()? {
+                Some(k) => k,
+                None => BackupKey::generate(),
+            };
+            (Repository::init(storage, &key)?, key, true)
+        }
+        Ok(_) => {
+            // Joining an existing repository from this device needs its key.
+            let Some(key) = keysource::from_env()? else {
+                bail!(UsageError(format!(
+                    "a backup already exists at {}; to use it from this device, set ARCA_KEY (or ARCA_KEY_FILE) to its 64-digit key and run `arca enable --key` again",
+                    ctx.repo_url
+                )));
+            };
+            (Repository::open(storage, &key)?, key, false)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ctx.device.store_key(&key)?;
+    let state = DeviceState {
+        repo: Some(ctx.repo_url.clone()),
+        repo_id: Some(repo.id_hex()),
+        paths: ctx.state.paths.clone(),
+    };
+    ctx.device.save_state(&state)?;
+    let digits = format_digits(&key);
+    if ctx.json {
+        ctx.emit_json(serde_json::json!({
+            "repository": ctx.repo_url,
+            "repository_id": repo.id_hex(),
+            "created": created,
+            "key": digits,
+            "key_file": ctx.device.key_path(),
+        }));
+    } else {
+        println!(
+            "End-to-end encrypted backup is {} at {}.\n",
+            if created { "set up" } else { "connected" },
+            ctx.repo_url
+        );
+        println!("Your 64-digit key:\n\n    {digits}\n");
+        println!(
+            "Write it down or keep it in a password manager, away from this device. It is the only way\n\
+             to restore this backup on a new device: nobody, including the storage provider, can\n\
+             recover it for you. This device keeps a copy in {} (readable only by you);\n\
+             `arca key show` prints it again.",
+            ctx.device.key_path().display()
+        );
+    }
+    Ok(OK)
+}

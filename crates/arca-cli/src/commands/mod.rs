@@ -1,0 +1,101 @@
+//! One file per command; this one holds what they share.
+
+mod backup;
+mod check;
+mod enable;
+mod key;
+mod ls;
+mod restore;
+mod snapshots;
+mod status;
+
+use anyhow::{Context, Result};
+use arca_engine::Repository;
+use arca_storage::{Storage, StorageUrl};
+
+use crate::cli::{Cli, Command, KeyCommand};
+use crate::device::{Device, DeviceState, default_repo};
+use crate::keysource;
+
+/// What every command needs.
+pub struct Ctx {
+    pub json: bool,
+    pub quiet: bool,
+    pub device: Device,
+    pub state: DeviceState,
+    pub repo_url: String,
+}
+
+impl Ctx {
+    fn new(cli: &Cli) -> Result<Self> {
+        let device = Device::locate()?;
+        let state = device.state()?;
+        let repo_url = match (&cli.repo, &state.repo) {
+            (Some(r), _) => r.clone(),
+            (None, Some(r)) => r.clone(),
+            (None, None) => default_repo()?,
+        };
+        Ok(Ctx {
+            json: cli.json,
+            quiet: cli.quiet,
+            device,
+            state,
+            repo_url,
+        })
+    }
+
+    pub fn storage(&self) -> Result<Storage> {
+        Storage::open(&self.repo_url)
+            .with_context(|| format!("cannot open the storage at {}", self.repo_url))
+    }
+
+    /// Opens the repository with the key from the environment, this device, or the terminal.
+    pub fn open(&self) -> Result<Repository> {
+        let storage = self.storage()?;
+        // Tell "no repository here" apart before asking for a key.
+        Repository::read_config(&storage)?;
+        let key = keysource::resolve(&self.device)?;
+        Ok(Repository::open(storage, &key)?)
+    }
+
+    /// Progress bars only for people at a terminal.
+    pub fn progress(&self, what: &'static str) -> crate::progress::Progress {
+        crate::progress::Progress::start(what, !self.json && !self.quiet)
+    }
+
+    pub fn say(&self, text: impl AsRef<str>) {
+        if !self.quiet && !self.json {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    pub fn emit_json(&self, v: serde_json::Value) {
+        if self.json {
+            println!("{v}");
+        }
+    }
+
+    /// The repository's local folder, if it is one (never backed up into itself).
+    pub fn repo_folder(&self) -> Option<std::path::PathBuf> {
+        match StorageUrl::parse(&self.repo_url) {
+            Ok(StorageUrl::File(p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let ctx = Ctx::new(&cli)?;
+    match cli.command {
+        Command::Enable(a) => enable::run(&ctx, a),
+        Command::Backup(a) => backup::run(&ctx, a),
+        Command::Snapshots => snapshots::run(&ctx),
+        Command::Ls(a) => ls::run(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, a),
+        Command::Check(a) => check::run(&ctx, a),
+        Command::Key {
+            command: KeyCommand::Show,
+        } => key::show(&ctx),
+        Command::Status => status::run(&ctx),
+    }
+}

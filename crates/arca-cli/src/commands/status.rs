@@ -1,0 +1,95 @@
+use anyhow::Result;
+use arca_engine::{EngineError, Repository};
+
+use super::Ctx;
+use crate::exit::OK;
+use crate::keysource;
+use crate::output::{bytes, time};
+
+pub fn run(ctx: &Ctx) -> Result<i32> {
+    let has_key = ctx.device.stored_key()?.is_some();
+    let storage = ctx.storage()?;
+    let mut repo_size = 0u64;
+    for dir in ["data", "index", "snapshots"] {
+        repo_size += storage.list(dir)?.iter().map(|l| l.size).sum::<u64>();
+    }
+    let (exists, repo_id) = match Repository::read_config(&storage) {
+        Ok(c) => (true, Some(hex::encode(c.repo_id))),
+        Err(EngineError::NoRepository(_)) => (false, None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut last = None;
+    let mut count = None;
+    let mut opened = false;
+    if exists
+        && let Some(key) = keysource::from_env()?.or(ctx.device.stored_key()?)
+        && let Ok(repo) = Repository::open(storage.clone(), &key)
+    {
+        opened = true;
+        let snaps = repo.snapshots()?;
+        count = Some(snaps.len());
+        last = snaps.last().cloned();
+    }
+    if ctx.json {
+        ctx.emit_json(serde_json::json!({
+            "config_dir": ctx.device.dir,
+            "enabled": has_key,
+            "protection": if has_key { Some("64-digit key") } else { None },
+            "repository": ctx.repo_url,
+            "repository_exists": exists,
+            "repository_id": repo_id,
+            "key_opens_repository": opened,
+            "repository_bytes": repo_size,
+            "snapshots": count,
+            "last_backup": last.as_ref().map(|s| serde_json::json!({
+                "id": s.id.to_hex(), "time": s.snapshot.time, "files": s.snapshot.summary.files, "bytes": s.snapshot.summary.bytes,
+            })),
+            "paths": ctx.state.paths,
+            "traffic": { "bytes_sent": storage.stats().bytes_sent, "bytes_received": storage.stats().bytes_received, "requests": storage.stats().requests },
+        }));
+        return Ok(OK);
+    }
+    println!("device config:   {}", ctx.device.dir.display());
+    println!(
+        "backup:          {}",
+        if has_key {
+            "enabled, protected by a 64-digit key"
+        } else {
+            "not enabled on this device (`arca enable --key`)"
+        }
+    );
+    println!(
+        "repository:      {} ({})",
+        ctx.repo_url,
+        if exists { "exists" } else { "none yet" }
+    );
+    if exists {
+        println!("repository size: {}", bytes(repo_size));
+    }
+    if !ctx.state.paths.is_empty() {
+        println!(
+            "backs up:        {}",
+            ctx.state
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    match (count, last) {
+        (Some(n), Some(s)) => println!(
+            "last backup:     {} at {} ({} files, {}); {n} backups in all",
+            s.id.short(),
+            time(s.snapshot.time),
+            s.snapshot.summary.files,
+            bytes(s.snapshot.summary.bytes)
+        ),
+        (Some(_), None) => println!("last backup:     none yet"),
+        _ if exists => {
+            println!("last backup:     unknown (this device's key does not open the repository)")
+        }
+        _ => {}
+    }
+    Ok(OK)
+}
