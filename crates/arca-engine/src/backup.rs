@@ -36,7 +36,7 @@ use crate::filecache::{self, FileCache, Fingerprint};
 use crate::index::MasterIndex;
 use crate::progress::Counters;
 use crate::repo::{Repository, pack_path};
-use crate::sqlite::{SIDECARS, consistent_copy};
+use crate::sqlite::{SIDECARS, consistent_copy, read_lock};
 use crate::{EngineError, Result};
 
 /// How to run a backup.
@@ -693,28 +693,15 @@ impl Walker<'_> {
         };
         let mut sqlite = false;
         let read = if let Some(page) = sqlite_page_size(&head[..n]) {
-            self.copies += 1;
-            let copy = self.tmp_dir.join(format!("sqlite-copy-{}.db", self.copies));
             let chunk = sqlite_chunk_len(page);
-            match consistent_copy(path, &copy) {
-                Ok(()) => {
+            match self.capture_sqlite(path, &mut file, chunk) {
+                Some(r) => {
                     sqlite = true;
-                    let r = match File::open(&copy) {
-                        Ok(mut c) => self.read_fixed(&mut c, chunk, &copy),
-                        Err(e) => Err(e),
-                    };
-                    let _ = std::fs::remove_file(&copy);
                     r
                 }
-                Err(e) => {
-                    self.warn(format!(
-                        "could not take a consistent copy of the SQLite database {} ({e}); it is backed up as it is on disk",
-                        path.display()
-                    ));
-                    let _ = std::fs::remove_file(&copy);
-                    file.seek(SeekFrom::Start(0))
-                        .and_then(|_| self.read_fixed(&mut file, chunk, path))
-                }
+                None => file
+                    .seek(SeekFrom::Start(0))
+                    .and_then(|_| self.read_fixed(&mut file, chunk)),
             }
         } else {
             file.seek(SeekFrom::Start(0))
@@ -766,6 +753,44 @@ impl Walker<'_> {
             );
         }
         Ok(Some((Content::File { size, chunks }, sqlite)))
+    }
+
+    /// Reads a SQLite database as one committed state (see `sqlite.rs`); `None` if that is not
+    /// possible, after a warning, in which case the caller reads the file as it is on disk.
+    fn capture_sqlite(
+        &mut self,
+        path: &Path,
+        file: &mut File,
+        chunk: usize,
+    ) -> Option<std::io::Result<(u64, Vec<Id>)>> {
+        match read_lock(path) {
+            Ok(Some(lock)) => {
+                // `file` was opened before the lock, and stays open until after it is dropped.
+                let r = file
+                    .seek(SeekFrom::Start(0))
+                    .and_then(|_| self.read_fixed(file, chunk));
+                drop(lock);
+                return Some(r);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!("no read lock on {}: {e}; trying a copy", path.display());
+            }
+        }
+        self.copies += 1;
+        let copy = self.tmp_dir.join(format!("sqlite-copy-{}.db", self.copies));
+        let result = match consistent_copy(path, &copy) {
+            Ok(()) => Some(File::open(&copy).and_then(|mut c| self.read_fixed(&mut c, chunk))),
+            Err(e) => {
+                self.warn(format!(
+                    "could not take a consistent copy of the SQLite database {} ({e}); it is backed up as it is on disk",
+                    path.display()
+                ));
+                None
+            }
+        };
+        let _ = std::fs::remove_file(&copy);
+        result
     }
 
     fn pipeline_error() -> std::io::Error {
@@ -820,12 +845,7 @@ impl Walker<'_> {
     }
 
     /// Cuts at fixed `chunk` bytes (SQLite pages).
-    fn read_fixed(
-        &mut self,
-        file: &mut File,
-        chunk: usize,
-        _path: &Path,
-    ) -> std::io::Result<(u64, Vec<Id>)> {
+    fn read_fixed(&mut self, file: &mut File, chunk: usize) -> std::io::Result<(u64, Vec<Id>)> {
         let batch = (1 << 20) / chunk * chunk;
         let mut buf = vec![0u8; batch.max(chunk)];
         let mut chunks = Vec::new();

@@ -78,10 +78,12 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
     let mut seen: HashSet<Id> = HashSet::new();
     let mut stack: Vec<Id> = snapshots.iter().map(|s| s.snapshot.tree).collect();
     let mut missing_data = 0usize;
+    let mut missing_trees = false;
     while let Some(t) = stack.pop() {
         if !seen.insert(t) {
             continue;
         }
+        missing_trees |= !index.contains(&t);
         match repo.read_tree(&index, &t) {
             Ok(tree) => {
                 report.trees += 1;
@@ -120,12 +122,22 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
         ));
     }
 
+    // An unindexed pack is what an interrupted backup leaves, unless blobs are missing from
+    // the index too: then it is most likely a pack whose index file was lost.
+    let index_lost = missing_data > 0 || missing_trees;
     for id in stored.keys() {
         if !index.has_pack(id) {
-            report.notes.push(format!(
-                "{} is not in any index (left by an interrupted backup; harmless)",
-                pack_path(id)
-            ));
+            if index_lost {
+                report.errors.push(format!(
+                    "{}: it is not in any index, and blobs the backups need are missing from every index: the index file that listed this pack is probably missing or damaged",
+                    pack_path(id)
+                ));
+            } else {
+                report.notes.push(format!(
+                    "{} is not in any index (left by an interrupted backup; harmless)",
+                    pack_path(id)
+                ));
+            }
         }
     }
     report.packs = stored.len();

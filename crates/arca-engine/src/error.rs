@@ -5,7 +5,7 @@ use arca_storage::StorageError;
 /// What went wrong, in terms a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("there is no arca repository at {0}")]
+    #[error("there is no arca repository at {0}: it has no `config` file")]
     NoRepository(String),
     #[error("a repository already exists at {0}")]
     AlreadyExists(String),

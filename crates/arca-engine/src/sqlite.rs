@@ -1,13 +1,47 @@
-//! Consistent copies of live SQLite databases.
+//! Consistent captures of live SQLite databases.
 //!
 //! An app may be writing its database while we back it up. Reading the file raw could capture a
-//! torn mix of two transactions, or miss commits still in the `-wal` file. Instead we open the
-//! database read-only and copy it with SQLite's online backup API in a single step, which holds a
-//! read transaction for the whole copy: the copy is exactly one committed state, WAL included.
+//! torn mix of two transactions, or miss commits still in the `-wal` file. Two ways out:
+//! - rollback-journal databases: hold a read transaction (SQLite's SHARED lock) while reading the
+//!   file raw. No writer can commit while it is held, so the bytes are one committed state, and
+//!   they are the file's own bytes: a restore is byte-identical.
+//! - WAL databases: the committed state is the file plus the WAL, so copy it with SQLite's
+//!   online backup API in a single step (under one read transaction) into a temporary file.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
+
+/// A read transaction on a rollback-journal database; writers cannot commit while it lives.
+///
+/// The caller must read the database through a file descriptor it opened *before* taking this
+/// lock and must not close any descriptor of that file while the lock lives: POSIX advisory locks
+/// are per process, and closing any descriptor of the file would drop SQLite's lock.
+pub struct ReadLock {
+    conn: Connection,
+}
+
+impl Drop for ReadLock {
+    fn drop(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// Takes a read lock on `src` if it is a rollback-journal database; `Ok(None)` if it uses WAL.
+pub fn read_lock(src: &Path) -> rusqlite::Result<Option<ReadLock>> {
+    let conn = Connection::open_with_flags(
+        src,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(None);
+    }
+    conn.execute_batch("BEGIN DEFERRED")?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+    Ok(Some(ReadLock { conn }))
+}
 
 /// Copies the database at `src` into a new file `dst` as one consistent committed state.
 pub fn consistent_copy(src: &Path, dst: &Path) -> rusqlite::Result<()> {
