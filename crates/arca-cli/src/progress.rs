@@ -48,18 +48,24 @@ impl Drop for Progress {
 }
 
 fn draw(what: &str, c: &Counters, stop: &AtomicBool) {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} {msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let counting =
+        ProgressStyle::with_template("{spinner} {prefix} {msg} {bytes} {binary_bytes_per_sec}")
+            .expect("valid template");
+    let with_totals = ProgressStyle::with_template(
+        "{prefix} {msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    let bar = ProgressBar::no_length().with_style(counting);
     bar.set_prefix(what.to_string());
+    let mut styled = false;
     while !stop.load(Relaxed) {
         let files = c.files.load(Relaxed);
         if c.totals_known.load(Relaxed) {
+            if !styled {
+                bar.set_style(with_totals.clone());
+                styled = true;
+            }
             bar.set_length(c.total_bytes.load(Relaxed));
             bar.set_message(format!("{files}/{} files", c.total_files.load(Relaxed)));
         } else {

@@ -14,13 +14,18 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        let env = Env { dir: tempfile::tempdir().unwrap() };
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
         let src = env.src();
         std::fs::create_dir_all(src.join("docs/empty")).unwrap();
         std::fs::create_dir_all(src.join("photos")).unwrap();
         std::fs::write(src.join("docs/note.txt"), "meet at noon\n".repeat(100)).unwrap();
         let mut random = vec![0u8; 2_500_000];
-        rand::RngCore::fill_bytes(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7), &mut random);
+        rand::RngCore::fill_bytes(
+            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7),
+            &mut random,
+        );
         std::fs::write(src.join("photos/a.jpg"), &random).unwrap();
         std::os::unix::fs::symlink("../docs/note.txt", src.join("photos/link")).unwrap();
         env
@@ -46,7 +51,11 @@ impl Env {
     }
     fn json(&self, device: &str, args: &[&str]) -> Value {
         let out = self.arca(device).arg("--json").args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
     fn enable(&self) -> String {
@@ -68,9 +77,22 @@ fn same_tree(a: &Path, b: &Path) {
                     stack.push(p.clone());
                     out.push((rel, None, m.permissions().mode()));
                 } else if m.file_type().is_symlink() {
-                    out.push((rel, Some(std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()), 0));
+                    out.push((
+                        rel,
+                        Some(
+                            std::fs::read_link(&p)
+                                .unwrap()
+                                .into_os_string()
+                                .into_encoded_bytes(),
+                        ),
+                        0,
+                    ));
                 } else {
-                    out.push((rel, Some(std::fs::read(&p).unwrap()), m.permissions().mode()));
+                    out.push((
+                        rel,
+                        Some(std::fs::read(&p).unwrap()),
+                        m.permissions().mode(),
+                    ));
                 }
             }
         }
@@ -87,16 +109,34 @@ fn restored(target: &Path, src: &Path) -> PathBuf {
 #[test]
 fn enable_prints_a_64_digit_key_and_keeps_it_private() {
     let env = Env::new();
-    let out = env.arca("devA").args(["enable", "--key"]).assert().success();
+    let out = env
+        .arca("devA")
+        .args(["enable", "--key"])
+        .assert()
+        .success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
-    let line = text.lines().find(|l| l.trim().split(' ').count() == 16).expect("a line of 16 groups");
-    assert!(line.trim().split(' ').all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_hexdigit())));
+    let line = text
+        .lines()
+        .find(|l| l.trim().split(' ').count() == 16)
+        .expect("a line of 16 groups");
+    assert!(
+        line.trim()
+            .split(' ')
+            .all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_hexdigit()))
+    );
     let shown = env.arca("devA").args(["key", "show"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), line.trim());
-    let mode = std::fs::metadata(env.path("devA/key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(env.path("devA/key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     // enabling twice is refused and keeps the key
-    env.arca("devA").args(["enable", "--key"]).assert().code(2).stderr(predicate::str::contains("already enabled"));
+    env.arca("devA")
+        .args(["enable", "--key"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already enabled"));
     let again = env.arca("devA").args(["key", "show"]).output().unwrap();
     assert_eq!(again.stdout, shown.stdout);
 }
@@ -106,7 +146,10 @@ fn backup_is_incremental_and_restores_on_a_new_device() {
     let env = Env::new();
     let key = env.enable();
     let first = env.json("devA", &["backup", env.src().to_str().unwrap()]);
-    assert_eq!(first["files"], 2, "regular files; the symlink is not counted");
+    assert_eq!(
+        first["files"], 2,
+        "regular files; the symlink is not counted"
+    );
     assert!(first["uploaded_bytes"].as_u64().unwrap() > 2_000_000);
     // the paths are remembered; nothing changed, so nothing is uploaded
     let second = env.json("devA", &["backup"]);
@@ -119,7 +162,13 @@ fn backup_is_incremental_and_restores_on_a_new_device() {
     let snaps = env.json("devA", &["snapshots"]);
     let snaps = snaps.as_array().unwrap();
     assert_eq!(snaps.len(), 3);
-    assert_eq!(snaps.iter().map(|s| s["seq"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        snaps
+            .iter()
+            .map(|s| s["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(snaps[2]["files"], 3);
 
     // a new device with an empty config dir restores with the key alone, typed any way
@@ -152,7 +201,10 @@ fn backup_is_incremental_and_restores_on_a_new_device() {
     // an older snapshot restores its own content
     let target = env.path("restore-old");
     let first_id = snaps[0]["id"].as_str().unwrap()[..8].to_string();
-    env.arca("devA").args(["restore", &first_id, "--target", target.to_str().unwrap()]).assert().success();
+    env.arca("devA")
+        .args(["restore", &first_id, "--target", target.to_str().unwrap()])
+        .assert()
+        .success();
     assert!(!restored(&target, &env.src()).join("docs/new.txt").exists());
 }
 
@@ -160,7 +212,10 @@ fn backup_is_incremental_and_restores_on_a_new_device() {
 fn wrong_and_malformed_keys_get_clear_errors() {
     let env = Env::new();
     let key = env.enable();
-    env.arca("devA").args(["backup", env.src().to_str().unwrap()]).assert().success();
+    env.arca("devA")
+        .args(["backup", env.src().to_str().unwrap()])
+        .assert()
+        .success();
     let target = env.path("t");
     let t = target.to_str().unwrap();
 
@@ -168,10 +223,18 @@ fn wrong_and_malformed_keys_get_clear_errors() {
     let mut wrong: Vec<char> = key.chars().collect();
     wrong[0] = if wrong[0] == '0' { '1' } else { '0' };
     let wrong: String = wrong.into_iter().collect();
-    let out = env.arca("devB").env("ARCA_KEY", &wrong).args(["restore", "--target", t]).assert().code(4);
+    let out = env
+        .arca("devB")
+        .env("ARCA_KEY", &wrong)
+        .args(["restore", "--target", t])
+        .assert()
+        .code(4);
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_lowercase();
     assert!(err.contains("this key does not open this backup"), "{err}");
-    assert!(!err.contains("damaged") && !err.contains("corrupt"), "{err}");
+    assert!(
+        !err.contains("damaged") && !err.contains("corrupt"),
+        "{err}"
+    );
     assert!(!target.exists() || std::fs::read_dir(&target).unwrap().next().is_none());
 
     // wrong length
@@ -204,9 +267,16 @@ fn missing_repository_and_missing_paths_are_explained() {
         .args(["snapshots"])
         .assert()
         .code(6)
-        .stderr(predicate::str::contains("no arca repository").and(predicate::str::contains("arca enable --key")));
+        .stderr(
+            predicate::str::contains("no arca repository")
+                .and(predicate::str::contains("arca enable --key")),
+        );
     env.enable();
-    env.arca("devA").args(["backup"]).assert().code(2).stderr(predicate::str::contains("name the files or folders"));
+    env.arca("devA")
+        .args(["backup"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("name the files or folders"));
     env.arca("devA")
         .args(["backup", env.path("does-not-exist").to_str().unwrap()])
         .assert()
@@ -225,8 +295,15 @@ fn a_second_device_joins_an_existing_repository_only_with_its_key() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("already exists"));
-    env.arca("devB").env("ARCA_KEY", &key).args(["enable", "--key"]).assert().success();
-    env.arca("devB").args(["backup", env.src().to_str().unwrap()]).assert().success();
+    env.arca("devB")
+        .env("ARCA_KEY", &key)
+        .args(["enable", "--key"])
+        .assert()
+        .success();
+    env.arca("devB")
+        .args(["backup", env.src().to_str().unwrap()])
+        .assert()
+        .success();
     let snaps = env.json("devA", &["snapshots"]);
     assert_eq!(snaps.as_array().unwrap().len(), 1);
 }
@@ -235,28 +312,68 @@ fn a_second_device_joins_an_existing_repository_only_with_its_key() {
 fn ls_browses_and_include_restores_a_part() {
     let env = Env::new();
     env.enable();
-    env.arca("devA").args(["backup", env.src().to_str().unwrap()]).assert().success();
+    env.arca("devA")
+        .args(["backup", env.src().to_str().unwrap()])
+        .assert()
+        .success();
     let src = env.src();
     let src_s = src.to_str().unwrap();
     let listing = env.json("devA", &["ls"]);
-    let paths: Vec<String> = listing.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect();
-    for p in ["docs", "docs/note.txt", "docs/empty", "photos/a.jpg", "photos/link"] {
-        assert!(paths.contains(&format!("{src_s}/{p}")), "{p} not in {paths:?}");
+    let paths: Vec<String> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    for p in [
+        "docs",
+        "docs/note.txt",
+        "docs/empty",
+        "photos/a.jpg",
+        "photos/link",
+    ] {
+        assert!(
+            paths.contains(&format!("{src_s}/{p}")),
+            "{p} not in {paths:?}"
+        );
     }
-    let link = listing.as_array().unwrap().iter().find(|e| e["path"].as_str().unwrap().ends_with("photos/link")).unwrap();
+    let link = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("photos/link"))
+        .unwrap();
     assert_eq!(link["type"], "symlink");
     assert_eq!(link["target"], "../docs/note.txt");
     let sub = env.json("devA", &["ls", "latest", &format!("{src_s}/docs")]);
-    assert!(sub.as_array().unwrap().iter().all(|e| e["path"].as_str().unwrap().starts_with(&format!("{src_s}/docs"))));
-    env.arca("devA").args(["ls", &format!("{src_s}/nope")]).assert().failure().stderr(predicate::str::contains("not in this backup"));
+    assert!(sub.as_array().unwrap().iter().all(|e| {
+        e["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{src_s}/docs"))
+    }));
+    env.arca("devA")
+        .args(["ls", &format!("{src_s}/nope")])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not in this backup"));
 
     let target = env.path("part");
     env.arca("devA")
-        .args(["restore", "--target", target.to_str().unwrap(), "--include", &format!("{src_s}/docs")])
+        .args([
+            "restore",
+            "--target",
+            target.to_str().unwrap(),
+            "--include",
+            &format!("{src_s}/docs"),
+        ])
         .assert()
         .success();
     let r = restored(&target, &src);
-    assert_eq!(std::fs::read(r.join("docs/note.txt")).unwrap(), std::fs::read(src.join("docs/note.txt")).unwrap());
+    assert_eq!(
+        std::fs::read(r.join("docs/note.txt")).unwrap(),
+        std::fs::read(src.join("docs/note.txt")).unwrap()
+    );
     assert!(r.join("docs/empty").is_dir());
     assert!(!r.join("photos").exists());
 }
@@ -265,9 +382,17 @@ fn ls_browses_and_include_restores_a_part() {
 fn status_check_and_quiet_output_without_a_terminal() {
     let env = Env::new();
     env.enable();
-    let out = env.arca("devA").args(["backup", env.src().to_str().unwrap()]).output().unwrap();
+    let out = env
+        .arca("devA")
+        .args(["backup", env.src().to_str().unwrap()])
+        .output()
+        .unwrap();
     // not a terminal: no progress bar escape codes or carriage returns
-    assert!(!out.stdout.contains(&b'\r') && !out.stdout.contains(&0x1b), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.stdout.contains(&b'\r') && !out.stdout.contains(&0x1b),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let st = env.json("devA", &["status"]);
     assert_eq!(st["enabled"], true);
     assert_eq!(st["repository_exists"], true);
@@ -277,5 +402,63 @@ fn status_check_and_quiet_output_without_a_terminal() {
     let chk = env.json("devA", &["check", "--read-data"]);
     assert_eq!(chk["ok"], true);
     assert!(chk["bytes_read"].as_u64().unwrap() > 2_000_000);
-    env.arca("devA").args(["-q", "check"]).assert().success().stdout(predicate::str::is_empty());
+    env.arca("devA")
+        .args(["-q", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_empty());
+}
+
+#[test]
+fn progress_bars_appear_on_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let env = Env::new();
+    env.enable();
+    let mut big = vec![0u8; 40_000_000];
+    rand::RngCore::fill_bytes(
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9),
+        &mut big,
+    );
+    std::fs::write(env.src().join("big.bin"), &big).unwrap();
+    let arca = assert_cmd::cargo::cargo_bin("arca");
+    let run = |args: &str| {
+        let cmd = format!("{} {args}", arca.display());
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("ARCA_CONFIG_DIR", env.path("devA"))
+            .env("ARCA_REPO", env.repo())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = run(&format!("backup {}", env.src().display()));
+    assert!(
+        shown.contains("backup") && shown.contains("MiB/"),
+        "no progress bar: {shown:?}"
+    );
+    assert!(
+        shown.contains('\r') || shown.contains("\u{1b}["),
+        "{shown:?}"
+    );
+    let target = env.path("t");
+    let shown = run(&format!("restore --target {}", target.display()));
+    assert!(
+        shown.contains("restore") && shown.contains("MiB/"),
+        "no progress bar: {shown:?}"
+    );
+    // --json keeps a terminal's output machine-readable
+    let shown = run("--json check --read-data");
+    assert!(!shown.contains("MiB/"), "{shown:?}");
 }

@@ -3,7 +3,8 @@
 use arca_crypto::{BackupKey, DerivedKeys};
 use arca_format::blob::{BlobKind, open_blob};
 use arca_format::chunker::Cdc;
-use arca_format::config::{ConfigError, RepoConfig};
+use arca_format::chunker::ChunkerParams;
+use arca_format::config::{ConfigError, DEFAULT_PACK_SIZE, RepoConfig};
 use arca_format::id::Id;
 use arca_format::index::IndexFile;
 use arca_format::object::{ObjectKind, open_object, seal_object};
@@ -56,13 +57,30 @@ fn now() -> i64 {
 impl Repository {
     /// Creates a new repository; refuses if one exists there.
     pub fn init(storage: Storage, key: &BackupKey) -> Result<Self> {
+        Self::init_with(storage, key, ChunkerParams::default(), DEFAULT_PACK_SIZE)
+    }
+
+    /// Creates a repository with chosen chunk and pack sizes (for measurements; the defaults
+    /// are chosen by them).
+    pub fn init_with(
+        storage: Storage,
+        key: &BackupKey,
+        chunker: ChunkerParams,
+        pack_size: u32,
+    ) -> Result<Self> {
+        chunker.validate().map_err(EngineError::Invalid)?;
+        if !(1 << 20..=256 << 20).contains(&pack_size) {
+            return Err(EngineError::Invalid(format!(
+                "pack size {pack_size} is outside 1 MiB..256 MiB"
+            )));
+        }
         if storage.size(CONFIG)?.is_some() {
             return Err(EngineError::AlreadyExists(storage.url().to_string()));
         }
         let mut repo_id = [0u8; 16];
         OsRng.fill_bytes(&mut repo_id);
         let derived = key.derived();
-        let config = RepoConfig::new(&derived, repo_id, now());
+        let config = RepoConfig::with_params(&derived, repo_id, now(), chunker, pack_size);
         storage.write(CONFIG, config.to_bytes())?;
         Self::open(storage, key)
     }

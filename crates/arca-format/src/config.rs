@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::chunker::ChunkerParams;
 use crate::{FORMAT_VERSION, FormatError, decode, encode};
 
+/// Target pack size: 16 MiB.
+pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoConfig {
     pub repo_id: [u8; 16],
@@ -44,11 +47,28 @@ fn check_aad(repo_id: &[u8; 16], created: i64, chunker: &ChunkerParams, pack_siz
 
 impl RepoConfig {
     pub fn new(key: &DerivedKeys, repo_id: [u8; 16], created: i64) -> Self {
+        Self::with_params(
+            key,
+            repo_id,
+            created,
+            ChunkerParams::default(),
+            DEFAULT_PACK_SIZE,
+        )
+    }
+
+    /// A config with chosen chunker parameters and pack size (validated by the caller).
+    pub fn with_params(
+        key: &DerivedKeys,
+        repo_id: [u8; 16],
+        created: i64,
+        chunker: ChunkerParams,
+        pack_size: u32,
+    ) -> Self {
         let mut cfg = RepoConfig {
             repo_id,
             created,
-            chunker: ChunkerParams::default(),
-            pack_size: 16 * 1024 * 1024,
+            chunker,
+            pack_size,
             key_check: Vec::new(),
         };
         cfg.key_check = arca_crypto::seal(&key.key_check, &cfg.aad(), &repo_id);

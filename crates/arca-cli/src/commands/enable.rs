@@ -1,6 +1,8 @@
 use anyhow::{Result, bail};
 use arca_crypto::{BackupKey, format_digits};
 use arca_engine::{EngineError, Repository};
+use arca_format::chunker::ChunkerParams;
+use arca_format::config::DEFAULT_PACK_SIZE;
 
 use super::Ctx;
 use crate::cli::EnableArgs;
@@ -27,7 +29,12 @@ pub fn run(ctx: &Ctx, args: EnableArgs) -> Result<i32> {
                 Some(k) => k,
                 None => BackupKey::generate(),
             };
-            (Repository::init(storage, &key)?, key, true)
+            let (chunker, pack_size) = tuning()?;
+            (
+                Repository::init_with(storage, &key, chunker, pack_size)?,
+                key,
+                true,
+            )
         }
         Ok(_) => {
             // Joining an existing repository from this device needs its key.
@@ -73,4 +80,28 @@ pub fn run(ctx: &Ctx, args: EnableArgs) -> Result<i32> {
         );
     }
     Ok(OK)
+}
+
+/// `ARCA_CHUNKER=min,avg,max` and `ARCA_PACK_SIZE=bytes` choose a new repository's chunk and
+/// pack sizes; they exist for the measurements that chose the defaults (BENCHMARKS.md).
+fn tuning() -> Result<(ChunkerParams, u32)> {
+    let mut chunker = ChunkerParams::default();
+    if let Ok(v) = std::env::var("ARCA_CHUNKER") {
+        let parts: Vec<u32> = v.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+        let [min, avg, max] = parts[..] else {
+            bail!(UsageError(format!(
+                "ARCA_CHUNKER must be min,avg,max in bytes, not {v:?}"
+            )));
+        };
+        chunker = ChunkerParams { min, avg, max };
+    }
+    let pack_size = match std::env::var("ARCA_PACK_SIZE") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            UsageError(format!(
+                "ARCA_PACK_SIZE must be a number of bytes, not {v:?}"
+            ))
+        })?,
+        Err(_) => DEFAULT_PACK_SIZE,
+    };
+    Ok((chunker, pack_size))
 }
