@@ -423,6 +423,21 @@ fn node(name: &[u8], m: &Metadata, content: Content) -> Node {
     }
 }
 
+/// The warning for an entry that could not be looked at or opened, and so is left out.
+fn not_read(path: &Path, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!("{} vanished before it was read: {e}", path.display())
+    } else if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
+        format!(
+            "{} is not backed up: its path is {} bytes, too long for this system ({e})",
+            path.display(),
+            path.as_os_str().len()
+        )
+    } else {
+        format!("cannot read {}: {e}; skipped", path.display())
+    }
+}
+
 /// Reads until `buf` is full or the file ends.
 fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -499,7 +514,7 @@ impl Walker<'_> {
             let meta = match std::fs::symlink_metadata(p) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.warn(format!("{} vanished before it was read: {e}", p.display()));
+                    self.warn(not_read(p, &e));
                     continue;
                 }
             };
@@ -627,10 +642,7 @@ impl Walker<'_> {
             let meta = match std::fs::symlink_metadata(&child) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.warn(format!(
-                        "{} vanished before it was read: {e}",
-                        child.display()
-                    ));
+                    self.warn(not_read(&child, &e));
                     continue;
                 }
             };
@@ -679,7 +691,7 @@ impl Walker<'_> {
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
-                self.warn(format!("cannot read {}: {e}; skipped", path.display()));
+                self.warn(not_read(path, &e));
                 return Ok(None);
             }
         };
@@ -781,6 +793,15 @@ impl Walker<'_> {
         let copy = self.tmp_dir.join(format!("sqlite-copy-{}.db", self.copies));
         let result = match consistent_copy(path, &copy) {
             Ok(()) => Some(File::open(&copy).and_then(|mut c| self.read_fixed(&mut c, chunk))),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
+            {
+                self.warn(format!(
+                    "the SQLite database {p} has a hot journal (a writer stopped in the middle of a transaction) that a read-only backup cannot roll back; it is backed up as it is on disk, with {p}-journal when its folder is backed up, and SQLite rolls the unfinished transaction back when the restored database is first opened",
+                    p = path.display()
+                ));
+                None
+            }
             Err(e) => {
                 self.warn(format!(
                     "could not take a consistent copy of the SQLite database {} ({e}); it is backed up as it is on disk",

@@ -119,6 +119,7 @@ pub fn restore(
     let failed = AtomicBool::new(false);
     let error: Mutex<Option<EngineError>> = Mutex::new(None);
     let done_files = AtomicU64::new(0);
+    let skipped_bytes = AtomicU64::new(0);
     let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
@@ -134,15 +135,25 @@ pub fn restore(
                                 warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
                             }
                         }
+                        Err(EngineError::Io { source, .. })
+                            if source.raw_os_error() == Some(libc::ENAMETOOLONG) =>
+                        {
+                            skipped_bytes.fetch_add(job.size, Relaxed);
+                            warnings
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(too_long(&job.path, &source));
+                        }
                         Err(e) => {
                             let e = match e {
-                                EngineError::Io { path, source }
+                                EngineError::Io { source, .. }
                                     if source.raw_os_error() == Some(libc::ENOSPC)
                                         || source.raw_os_error() == Some(libc::EDQUOT) =>
                                 {
+                                    // `restored` is counted once every thread has stopped.
                                     EngineError::TargetFull {
-                                        path,
-                                        restored: done_files.load(Relaxed),
+                                        path: job.path.clone(),
+                                        restored: 0,
                                     }
                                 }
                                 other => other,
@@ -158,11 +169,14 @@ pub fn restore(
             });
         }
     });
-    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(mut e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        if let EngineError::TargetFull { restored, .. } = &mut e {
+            *restored = done_files.load(Relaxed);
+        }
         return Err(e);
     }
-    plan.report.files += jobs.len() as u64;
-    plan.report.bytes += total;
+    plan.report.files += done_files.load(Relaxed);
+    plan.report.bytes += total - skipped_bytes.load(Relaxed);
     plan.report
         .warnings
         .extend(warnings.into_inner().unwrap_or_else(|p| p.into_inner()));
@@ -197,6 +211,11 @@ impl Plan<'_> {
                         Ok(()) => {}
                         Err(e)
                             if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                            self.report.warnings.push(too_long(&path, &e));
+                            inner.pop();
+                            continue;
+                        }
                         Err(e) => return Err(EngineError::io(&path, e)),
                     }
                     self.report.dirs += 1;
@@ -300,11 +319,33 @@ fn set_meta(path: &Path, node: &Node, root_user: bool, symlink: bool, warnings: 
     }
 }
 
+/// The warning for an entry whose path the system cannot take.
+fn too_long(path: &Path, e: &std::io::Error) -> String {
+    format!(
+        "{} is not restored: its path is {} bytes, too long for this system ({e}); restore into a shorter --target",
+        path.display(),
+        path.as_os_str().len()
+    )
+}
+
+/// `.NAME.arca-restore` beside `path`; a name too long for that (names may have 255 bytes) is
+/// cut short and made unique again with a hash of the whole name.
 fn temp_name(path: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(".arca-restore");
-    path.with_file_name(name)
+    const NAME_MAX: usize = 255;
+    const SUFFIX: &[u8] = b".arca-restore";
+    let name = path.file_name().unwrap_or_default().as_bytes();
+    let mut temp = b".".to_vec();
+    if 1 + name.len() + SUFFIX.len() <= NAME_MAX {
+        temp.extend_from_slice(name);
+    } else {
+        let hash = blake3::hash(name).to_hex();
+        let keep = NAME_MAX - 1 - SUFFIX.len() - 17;
+        temp.extend_from_slice(&name[..keep]);
+        temp.push(b'~');
+        temp.extend_from_slice(&hash.as_bytes()[..16]);
+    }
+    temp.extend_from_slice(SUFFIX);
+    path.with_file_name(OsStr::from_bytes(&temp))
 }
 
 /// Consecutive chunks that lie back to back in one pack.

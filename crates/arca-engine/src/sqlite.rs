@@ -27,13 +27,24 @@ impl Drop for ReadLock {
     }
 }
 
+/// Makes `conn` wait up to about 30 s for a lock, trying again every millisecond. SQLite's own
+/// busy timeout backs off to one try per 100 ms, and a rollback-journal writer that commits back
+/// to back holds its exclusive lock most of the time: a reader that looks so rarely can wait for
+/// many seconds, or give up.
+fn wait_for_locks(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_handler(Some(|tries: i32| {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        tries < 30_000
+    }))
+}
+
 /// Takes a read lock on `src` if it is a rollback-journal database; `Ok(None)` if it uses WAL.
 pub fn read_lock(src: &Path) -> rusqlite::Result<Option<ReadLock>> {
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         src,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    wait_for_locks(&mut conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if mode.eq_ignore_ascii_case("wal") {
         return Ok(None);
@@ -45,11 +56,11 @@ pub fn read_lock(src: &Path) -> rusqlite::Result<Option<ReadLock>> {
 
 /// Copies the database at `src` into a new file `dst` as one consistent committed state.
 pub fn consistent_copy(src: &Path, dst: &Path) -> rusqlite::Result<()> {
-    let source = Connection::open_with_flags(
+    let mut source = Connection::open_with_flags(
         src,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    source.busy_timeout(std::time::Duration::from_secs(30))?;
+    wait_for_locks(&mut source)?;
     let _ = std::fs::remove_file(dst);
     let mut dest = Connection::open(dst)?;
     {
