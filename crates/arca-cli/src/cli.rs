@@ -9,8 +9,13 @@ use clap::{Args, Parser, Subcommand};
     name = "arca",
     version,
     about = "End-to-end encrypted, deduplicating backups: the storage sees only ciphertext.",
-    after_help = "Exit codes: 0 ok, 1 failed, 2 usage error or malformed key, 3 completed with warnings, \
-                  4 wrong key, 5 repository damaged, 6 not set up (no repository or no key)."
+    after_help = "Exit codes: 0 ok, 1 failed, 2 usage error, malformed key or weak password, \
+                  3 completed with warnings, 4 wrong key or wrong password, 5 repository damaged or \
+                  rolled back (older than the key vault's head register), 6 not set up (no repository, \
+                  no key, no password backup), 7 the password backup is gone (its guesses were used up).\n\n\
+                  Environment: ARCA_REPO, ARCA_KEY, ARCA_KEY_FILE, ARCA_CONFIG_DIR, ARCA_PASSWORD, \
+                  ARCA_NEW_PASSWORD, ARCA_VAULT (http(s):// URL or embedded vault database path), \
+                  ARCA_VAULT_TOKEN, ARCA_VAULT_CA; see README.md."
 )]
 pub struct Cli {
     /// Where the backup is stored: a folder path or file:///path. Default: the folder this
@@ -37,7 +42,7 @@ pub enum Command {
     /// Back up now: incremental, deduplicated, encrypted.
     Backup(BackupArgs),
     /// List the backups.
-    Snapshots,
+    Snapshots(SnapshotsArgs),
     /// Browse a backup without restoring it.
     Ls(LsArgs),
     /// Restore a backup (default: the latest) into a folder.
@@ -49,6 +54,14 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Change or check the password that protects the backup.
+    Password {
+        #[command(subcommand)]
+        command: PasswordCommand,
+    },
+    /// Turn backup off on this device: delete the vault's password record and this device's key
+    /// and state (and with --delete-backup, the backup itself).
+    Disable(DisableArgs),
     /// What is set up, the last backup, the repository and its size.
     Status,
 }
@@ -58,6 +71,19 @@ pub struct EnableArgs {
     /// Protect the backup with a 64-digit key that you keep.
     #[arg(long)]
     pub key: bool,
+    /// Protect the backup with a password, checked by a key vault that allows only a few wrong
+    /// guesses (ARCA_PASSWORD gives it without a terminal).
+    #[arg(long)]
+    pub password: bool,
+    /// The key vault: an http(s):// URL, or the path of an embedded vault database. Default:
+    /// ARCA_VAULT, else <data dir>/arca/vault.db.
+    #[arg(long, value_name = "URL", requires = "password")]
+    pub vault: Option<String>,
+    /// Wrong password guesses allowed before the vault destroys the password backup
+    /// (default 10).
+    #[arg(long, value_name = "N", requires = "password",
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub guess_limit: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +96,10 @@ pub struct BackupArgs {
 pub struct LsArgs {
     /// `latest` (default) or a snapshot id prefix; then an optional path inside the backup.
     pub args: Vec<String>,
+    /// Browse even if the storage holds an older state of the backup than the key vault's head
+    /// register says it should.
+    #[arg(long)]
+    pub allow_rollback: bool,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +112,45 @@ pub struct RestoreArgs {
     /// Restore only this path inside the backup (repeatable).
     #[arg(long, value_name = "PATH")]
     pub include: Vec<String>,
+    /// Go on even if the storage holds an older state of the backup than the key vault's head
+    /// register says it should.
+    #[arg(long)]
+    pub allow_rollback: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    /// List the backups even if the storage holds an older state of the backup than the key
+    /// vault's head register says it should.
+    #[arg(long)]
+    pub allow_rollback: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PasswordCommand {
+    /// Replace the password. Needs the current one (ARCA_PASSWORD), or with --with-key the
+    /// 64-digit key; the new one is asked twice (or ARCA_NEW_PASSWORD).
+    Change(ChangeArgs),
+    /// Check that you still remember the password. Spends a guess, which a right password refunds.
+    Verify,
+}
+
+#[derive(Args, Debug)]
+pub struct ChangeArgs {
+    /// Prove the right to change it with the 64-digit key (ARCA_KEY, ARCA_KEY_FILE or this
+    /// device's key) instead of the current password.
+    #[arg(long)]
+    pub with_key: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DisableArgs {
+    /// Also delete every backup in the repository, for good.
+    #[arg(long)]
+    pub delete_backup: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]

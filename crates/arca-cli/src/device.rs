@@ -19,6 +19,13 @@ pub struct DeviceState {
     pub repo_id: Option<String>,
     #[serde(default)]
     pub paths: Vec<PathBuf>,
+    /// The key vault holding this backup's password record (an `http(s)://` URL or the path of
+    /// an embedded vault database), when password mode is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<String>,
+    /// Enabled with a password only: the 64-digit key was never shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub password_only: bool,
 }
 
 pub struct Device {
@@ -102,8 +109,36 @@ impl Device {
 
     /// Stores K in a file only this user can read (mode 0600), atomically.
     pub fn store_key(&self, key: &BackupKey) -> Result<()> {
+        let text = Zeroizing::new(format_digits(key) + "\n");
+        self.write_private(&self.key_path(), text.as_bytes())
+    }
+
+    /// Where this device keeps the bearer token of an HTTP key vault.
+    pub fn vault_token_path(&self) -> PathBuf {
+        self.dir.join("vault.token")
+    }
+
+    /// The vault token this device keeps, if any.
+    pub fn stored_vault_token(&self) -> Result<Option<String>> {
+        match std::fs::read_to_string(self.vault_token_path()) {
+            Ok(s) => Ok(Some(s.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot read {}", self.vault_token_path().display()))
+            }
+        }
+    }
+
+    pub fn store_vault_token(&self, token: &str) -> Result<()> {
+        self.write_private(&self.vault_token_path(), format!("{token}\n").as_bytes())
+    }
+
+    /// Writes `bytes` to `path` in this config folder, readable only by this user, atomically.
+    fn write_private(&self, path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         self.ensure_dir()?;
-        let tmp = self.dir.join("key.tmp");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let _ = std::fs::remove_file(&tmp);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -111,12 +146,31 @@ impl Device {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
-        let text = Zeroizing::new(format_digits(key));
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
+        f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, self.key_path())
-            .with_context(|| format!("cannot write {}", self.key_path().display()))
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Removes this device's key, state, vault token and caches: what `arca disable` forgets.
+    /// Returns the files and folders that were there.
+    pub fn forget(&self) -> Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for p in [self.key_path(), self.state_path(), self.vault_token_path()] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed.push(p),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", p.display())),
+            }
+        }
+        let cache = self.dir.join("cache");
+        match std::fs::remove_dir_all(&cache) {
+            Ok(()) => removed.push(cache),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot remove {}", cache.display()));
+            }
+        }
+        Ok(removed)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Exit codes and how errors are shown.
 
+use arca_client::ClientError;
 use arca_engine::EngineError;
+use arca_vault::VaultError;
 
 pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
@@ -9,6 +11,12 @@ pub const WARNINGS: i32 = 3;
 pub const WRONG_KEY: i32 = 4;
 pub const DAMAGED: i32 = 5;
 pub const NOT_SET_UP: i32 = 6;
+pub const GONE: i32 = 7;
+
+/// The repository is older than the vault's head register says it should be.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RolledBack(pub String);
 
 /// An error in what the user asked for.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +30,43 @@ pub struct NotSetUp(pub String);
 
 fn classify(err: &anyhow::Error) -> (i32, Option<&'static str>) {
     for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<ClientError>() {
+            return match e {
+                ClientError::WrongPassword { .. } => (
+                    WRONG_KEY,
+                    Some(
+                        "every wrong password spends one guess; when none are left the password backup is destroyed. The 64-digit key (ARCA_KEY) opens the backup without spending guesses",
+                    ),
+                ),
+                ClientError::Gone => (GONE, None),
+                ClientError::NotRegistered => (
+                    NOT_SET_UP,
+                    Some("`arca enable --password` sets a password for this backup"),
+                ),
+                _ => (
+                    FAILED,
+                    Some(
+                        "check that the key vault (ARCA_VAULT) is the one this backup was enabled with and that it is reachable",
+                    ),
+                ),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<VaultError>() {
+            return match e {
+                VaultError::WrongPassword { .. } => (WRONG_KEY, None),
+                VaultError::Gone => (GONE, None),
+                VaultError::NotRegistered => (NOT_SET_UP, None),
+                _ => (FAILED, None),
+            };
+        }
+        if cause.downcast_ref::<RolledBack>().is_some() {
+            return (
+                DAMAGED,
+                Some(
+                    "restore from the storage's own version history if it has one, or run with --allow-rollback to use this older state anyway",
+                ),
+            );
+        }
         if let Some(e) = cause.downcast_ref::<EngineError>() {
             return match e {
                 EngineError::WrongKey => (
@@ -39,7 +84,7 @@ fn classify(err: &anyhow::Error) -> (i32, Option<&'static str>) {
                 EngineError::NoRepository(_) => (
                     NOT_SET_UP,
                     Some(
-                        "run `arca enable --key` to create one, or point --repo / ARCA_REPO at an existing backup",
+                        "run `arca enable --key` (or `--password`) to create one, or point --repo / ARCA_REPO at an existing backup",
                     ),
                 ),
                 EngineError::TargetFull { .. } => (FAILED, None),
@@ -67,13 +112,31 @@ fn classify(err: &anyhow::Error) -> (i32, Option<&'static str>) {
 /// Prints the error and returns the exit code.
 pub fn report(err: &anyhow::Error, json: bool) -> i32 {
     let (code, hint) = classify(err);
-    let message = err
-        .chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ");
+    // Errors that show their cause in their own text (`path: cause`) also return it as their
+    // source; print each cause once.
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
     if json {
-        let v = serde_json::json!({ "error": message, "hint": hint, "exit_code": code });
+        let guesses_left = err
+            .chain()
+            .find_map(|c| match c.downcast_ref::<ClientError>() {
+                Some(ClientError::WrongPassword { guesses_left }) => Some(*guesses_left),
+                Some(ClientError::Gone) => Some(0),
+                _ => None,
+            });
+        let mut v = serde_json::json!({ "error": message, "hint": hint, "exit_code": code });
+        if let Some(n) = guesses_left {
+            v["guesses_left"] = n.into();
+        }
         println!("{v}");
     } else {
         eprintln!("arca: error: {message}");

@@ -1,12 +1,15 @@
-//! `arca`: end-to-end encrypted backups protected by a 64-digit key.
+//! `arca`: end-to-end encrypted backups protected by a 64-digit key, a password, or both.
 
 mod cli;
 mod commands;
 mod device;
 mod exit;
+mod head;
 mod keysource;
 mod output;
+mod password;
 mod progress;
+mod vault;
 
 use clap::Parser;
 

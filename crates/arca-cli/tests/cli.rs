@@ -458,8 +458,9 @@ fn progress_bars_appear_on_a_terminal() {
     );
     let target = env.path("t");
     let shown = run(&format!("restore --target {}", target.display()));
+    // A restore this small may finish before the bar learns its totals; it is drawn all the same.
     assert!(
-        shown.contains("restore") && shown.contains("MiB/"),
+        shown.contains("restore ") && shown.contains("\u{1b}[2K"),
         "no progress bar: {shown:?}"
     );
     // --json keeps a terminal's output machine-readable

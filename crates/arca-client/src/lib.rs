@@ -3,10 +3,12 @@
 //! `arca-vault` server over HTTP).
 
 mod envelope;
+mod http;
 mod protocol;
 mod transport;
 
 pub use envelope::{key_proof, open_envelope, seal_envelope};
+pub use http::{Http, token_account};
 pub use protocol::{
     ClientError, Recovered, change_password_with_key, change_password_with_ticket, head_mac,
     recover, register, verify_head,

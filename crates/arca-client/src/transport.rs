@@ -4,7 +4,7 @@ use arca_vault::wire::*;
 use arca_vault::{Vault, VaultError};
 
 /// The vault API as the device calls it. Implemented in-process by [`Embedded`] and over HTTP
-/// by the CLI's HTTP client; each method is one request.
+/// by [`crate::Http`]; each method is one request.
 pub trait Transport {
     fn registration_start(
         &self,

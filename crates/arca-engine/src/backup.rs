@@ -53,6 +53,9 @@ pub struct BackupOptions {
     /// Packs uploaded at once.
     pub uploads: usize,
     pub compression_level: i32,
+    /// The lowest sequence number the new snapshot may take (one past the key vault's head
+    /// register, so the sequence keeps growing even in a repository that was rolled back).
+    pub min_seq: u64,
 }
 
 impl BackupOptions {
@@ -66,6 +69,7 @@ impl BackupOptions {
             workers: cpus,
             uploads: 2,
             compression_level: 3,
+            min_seq: 0,
         }
     }
 }
@@ -184,7 +188,8 @@ pub fn backup(
         .iter()
         .map(|s| s.snapshot.seq)
         .max()
-        .map_or(1, |m| m + 1);
+        .map_or(1, |m| m + 1)
+        .max(opts.min_seq);
     let path_bytes: Vec<serde_bytes::ByteBuf> = paths
         .iter()
         .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))

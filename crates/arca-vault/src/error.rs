@@ -19,6 +19,15 @@ pub enum VaultError {
     HeadBehind { current: u64 },
     #[error("storage error: {0}")]
     Store(String),
+    /// The account token is missing, malformed, expired, or from no configured issuer.
+    #[error("the vault did not accept the account token: {0}")]
+    Unauthorized(String),
+    /// Too many requests for this account or from this address.
+    #[error("too many requests; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    /// The vault could not be reached, or answered with something that is not the API.
+    #[error("the vault is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for VaultError {

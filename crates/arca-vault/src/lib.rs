@@ -6,11 +6,14 @@
 //! - [`store`]: the record-store trait; [`sqlite`] its SQLite implementation.
 //! - [`service`]: the vault's rules (guess charging, single-use logins, destruction, head
 //!   register), independent of transport; the HTTP server and the embedded vault both call it.
+//! - [`http`]: the HTTP API served by the `arca-vault` binary (axum, bearer tokens, rate
+//!   limits, OpenAPI, TLS).
 //!
 //! The vault never sees the password or K: it stores the OPAQUE password file, and an envelope
 //! holding K sealed under a key only the password's OPAQUE export key can derive.
 
 pub mod error;
+pub mod http;
 pub mod service;
 pub mod setup;
 pub mod sqlite;

@@ -452,7 +452,7 @@ impl RecordStore for SqliteStore {
             let n = c.execute(
                 "INSERT INTO heads (account, seq, mac) VALUES (?1, ?2, ?3)
                  ON CONFLICT (account) DO UPDATE SET seq = excluded.seq, mac = excluded.mac
-                 WHERE excluded.seq >= heads.seq",
+                 WHERE excluded.seq > heads.seq OR (excluded.seq = heads.seq AND excluded.mac = heads.mac)",
                 params![account, head.seq as i64, head.mac],
             )?;
             if n == 1 {

@@ -168,9 +168,20 @@ pub struct AccountStatus {
 pub struct ErrorBody {
     /// A stable code: `wrong_password`, `gone`, `not_registered`, `already_registered`,
     /// `login_expired`, `forbidden`, `unauthorized`, `bad_request`, `head_behind`,
-    /// `rate_limited`, `unavailable`.
+    /// `rate_limited`, `unavailable`, `not_found`, `method_not_allowed`,
+    /// `too_large`.
     pub error: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guesses_left: Option<u32>,
+    /// With `head_behind`: the sequence number the register is at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_seq: Option<u64>,
+}
+
+/// `DELETE /v1/accounts/{account}`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeleteResponse {
+    /// Whether a record existed (and is now gone).
+    pub deleted: bool,
 }

@@ -22,13 +22,14 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<i32> {
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
             .collect()
     };
-    let repo = ctx.open()?;
+    let (repo, key) = ctx.open_keyed()?;
     let mut opts = BackupOptions::new(paths.clone());
     opts.cache_dir = Some(ctx.device.cache_dir(&repo.id_hex()));
     opts.exclude.push(ctx.device.dir.clone());
     if let Some(f) = ctx.repo_folder() {
         opts.exclude.push(f);
     }
+    opts.min_seq = crate::head::next_seq_floor(&ctx.device, &ctx.state, &repo, &key);
     let started = Instant::now();
     let progress = ctx.progress("backup");
     let counters = progress.counters.clone();
@@ -37,7 +38,13 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<i32> {
     let result = backup(&repo, &opts, &progress.counters);
     let _ = scanner.join();
     progress.finish();
-    let report = result?;
+    let mut report = result?;
+
+    // Advance the vault's head register; failing to is a warning, never a lost backup.
+    if let Some(w) = crate::head::record(&ctx.device, &ctx.state, &repo, &key, report.snapshot.seq)
+    {
+        report.warnings.push(w);
+    }
 
     // Remember the paths for the next plain `arca backup`.
     if !args.paths.is_empty() || ctx.state.repo.is_none() {

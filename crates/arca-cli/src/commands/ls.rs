@@ -3,7 +3,7 @@ use arca_format::tree::Content;
 
 use super::Ctx;
 use crate::cli::LsArgs;
-use crate::exit::{OK, UsageError};
+use crate::exit::{OK, UsageError, WARNINGS};
 use crate::output::{lossy, mode_string, time};
 
 /// `latest` or a hex prefix of at least 4 digits names a snapshot; anything else is a path.
@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> Result<i32> {
         [s, p] => (s.clone(), p.clone()),
         _ => bail!(UsageError("usage: arca ls [SNAPSHOT] [PATH]".into())),
     };
-    let repo = ctx.open()?;
+    let (repo, head_warnings) = ctx.open_checked(args.allow_rollback)?;
     let snapshot = repo.find_snapshot(&snap)?;
     let index = repo.load_index()?;
     let entries = arca_engine::list(&repo, &index, &snapshot.snapshot.tree, path.as_bytes())?;
@@ -58,7 +58,11 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> Result<i32> {
             println!("{line}");
         }
     }
-    Ok(OK)
+    Ok(if head_warnings.is_empty() {
+        OK
+    } else {
+        WARNINGS
+    })
 }
 
 fn describe(c: &Content) -> (&'static str, u64, Option<String>) {

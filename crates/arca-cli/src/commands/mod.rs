@@ -2,18 +2,21 @@
 
 mod backup;
 mod check;
+mod disable;
 mod enable;
 mod key;
 mod ls;
+mod password;
 mod restore;
 mod snapshots;
 mod status;
 
 use anyhow::{Context, Result};
+use arca_crypto::BackupKey;
 use arca_engine::Repository;
 use arca_storage::{Storage, StorageUrl};
 
-use crate::cli::{Cli, Command, KeyCommand};
+use crate::cli::{Cli, Command, KeyCommand, PasswordCommand};
 use crate::device::{Device, DeviceState, default_repo};
 use crate::keysource;
 
@@ -49,13 +52,31 @@ impl Ctx {
             .with_context(|| format!("cannot open the storage at {}", self.repo_url))
     }
 
-    /// Opens the repository with the key from the environment, this device, or the terminal.
+    /// Opens the repository with the key from the environment, this device, the password, or
+    /// the terminal.
     pub fn open(&self) -> Result<Repository> {
+        Ok(self.open_keyed()?.0)
+    }
+
+    /// Like [`Ctx::open`], also returning K.
+    pub fn open_keyed(&self) -> Result<(Repository, BackupKey)> {
         let storage = self.storage()?;
         // Tell "no repository here" apart before asking for a key.
-        Repository::read_config(&storage)?;
-        let key = keysource::resolve(&self.device)?;
-        Ok(Repository::open(storage, &key)?)
+        let config = Repository::read_config(&storage)?;
+        let key = keysource::resolve(&self.device, &self.state, &config.repo_id)?;
+        Ok((Repository::open(storage, &key)?, key))
+    }
+
+    /// Opens the repository and checks it against the key vault's head register (refusing a
+    /// rolled-back one unless `allow_rollback`). Warnings are printed on stderr (stdout may be
+    /// JSON) and returned.
+    pub fn open_checked(&self, allow_rollback: bool) -> Result<(Repository, Vec<String>)> {
+        let (repo, key) = self.open_keyed()?;
+        let warnings = crate::head::check(&self.device, &self.state, &repo, &key, allow_rollback)?;
+        for w in &warnings {
+            eprintln!("arca: warning: {w}");
+        }
+        Ok((repo, warnings))
     }
 
     /// Progress bars only for people at a terminal.
@@ -89,13 +110,20 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Enable(a) => enable::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
-        Command::Snapshots => snapshots::run(&ctx),
+        Command::Snapshots(a) => snapshots::run(&ctx, a),
         Command::Ls(a) => ls::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Check(a) => check::run(&ctx, a),
         Command::Key {
             command: KeyCommand::Show,
         } => key::show(&ctx),
+        Command::Password {
+            command: PasswordCommand::Change(a),
+        } => password::change(&ctx, a),
+        Command::Password {
+            command: PasswordCommand::Verify,
+        } => password::verify(&ctx),
+        Command::Disable(a) => disable::run(&ctx, a),
         Command::Status => status::run(&ctx),
     }
 }

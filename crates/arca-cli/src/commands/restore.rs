@@ -9,7 +9,7 @@ use crate::exit::{OK, WARNINGS};
 use crate::output::bytes;
 
 pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<i32> {
-    let repo = ctx.open()?;
+    let (repo, head_warnings) = ctx.open_checked(args.allow_rollback)?;
     let snap = repo.find_snapshot(args.snapshot.as_deref().unwrap_or("latest"))?;
     let index = repo.load_index()?;
     let opts = RestoreOptions {
@@ -27,7 +27,10 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<i32> {
         &progress.counters,
     );
     progress.finish();
-    let report = result?;
+    let mut report = result?;
+    // The head warnings were printed when the repository was opened.
+    let n_head = head_warnings.len();
+    report.warnings.splice(0..0, head_warnings);
     let secs = started.elapsed().as_secs_f64();
     if ctx.json {
         ctx.emit_json(serde_json::json!({
@@ -41,7 +44,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<i32> {
             "traffic": super::backup::traffic(&repo),
         }));
     } else {
-        for w in &report.warnings {
+        for w in &report.warnings[n_head..] {
             eprintln!("arca: warning: {w}");
         }
         ctx.say(format!(

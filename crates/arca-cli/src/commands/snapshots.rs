@@ -1,11 +1,17 @@
 use anyhow::Result;
 
 use super::Ctx;
-use crate::exit::OK;
+use crate::cli::SnapshotsArgs;
+use crate::exit::{OK, WARNINGS};
 use crate::output::{bytes, lossy, time};
 
-pub fn run(ctx: &Ctx) -> Result<i32> {
-    let repo = ctx.open()?;
+pub fn run(ctx: &Ctx, args: SnapshotsArgs) -> Result<i32> {
+    let (repo, head_warnings) = ctx.open_checked(args.allow_rollback)?;
+    let done = if head_warnings.is_empty() {
+        OK
+    } else {
+        WARNINGS
+    };
     let all = repo.snapshots()?;
     if ctx.json {
         let v: Vec<_> = all
@@ -27,11 +33,11 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
             })
             .collect();
         ctx.emit_json(serde_json::Value::Array(v));
-        return Ok(OK);
+        return Ok(done);
     }
     if all.is_empty() {
         ctx.say("no backups yet; `arca backup PATH` makes one");
-        return Ok(OK);
+        return Ok(done);
     }
     println!(
         "{:<10} {:<24} {:<16} {:>8} {:>11}  paths",
@@ -53,5 +59,5 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
                 .join(", ")
         );
     }
-    Ok(OK)
+    Ok(done)
 }

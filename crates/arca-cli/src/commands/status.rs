@@ -5,6 +5,7 @@ use super::Ctx;
 use crate::exit::OK;
 use crate::keysource;
 use crate::output::{bytes, time};
+use crate::vault;
 
 pub fn run(ctx: &Ctx) -> Result<i32> {
     let has_key = ctx.device.stored_key()?.is_some();
@@ -30,11 +31,24 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         count = Some(snaps.len());
         last = snaps.last().cloned();
     }
+    let protection = match (has_key, &ctx.state.vault, ctx.state.password_only) {
+        (false, _, _) => None,
+        (true, None, _) => Some("64-digit key"),
+        (true, Some(_), true) => Some("password"),
+        (true, Some(_), false) => Some("password and 64-digit key"),
+    };
+    // The password record's state at the vault, if this device uses one.
+    let vault_status = match (&ctx.state.vault, &repo_id) {
+        (Some(_), Some(id)) => Some(password_status(ctx, id)),
+        _ => None,
+    };
     if ctx.json {
         ctx.emit_json(serde_json::json!({
             "config_dir": ctx.device.dir,
             "enabled": has_key,
-            "protection": if has_key { Some("64-digit key") } else { None },
+            "protection": protection,
+            "vault": ctx.state.vault,
+            "password_status": vault_status,
             "repository": ctx.repo_url,
             "repository_exists": exists,
             "repository_id": repo_id,
@@ -50,14 +64,15 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         return Ok(OK);
     }
     println!("device config:   {}", ctx.device.dir.display());
-    println!(
-        "backup:          {}",
-        if has_key {
-            "enabled, protected by a 64-digit key"
-        } else {
-            "not enabled on this device (`arca enable --key`)"
-        }
-    );
+    match protection {
+        Some(p) => println!("backup:          enabled, protected by a {p}"),
+        None => println!(
+            "backup:          not enabled on this device (`arca enable --key` or `arca enable --password`)"
+        ),
+    }
+    if let (Some(v), Some(st)) = (&ctx.state.vault, &vault_status) {
+        println!("key vault:       {v} ({st})");
+    }
     println!(
         "repository:      {} ({})",
         ctx.repo_url,
@@ -92,4 +107,28 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         _ => {}
     }
     Ok(OK)
+}
+
+/// The password record's state at the vault, in words.
+fn password_status(ctx: &Ctx, repo_id: &str) -> String {
+    let id: Option<[u8; 16]> = hex::decode(repo_id).ok().and_then(|v| v.try_into().ok());
+    let Some(id) = id else {
+        return "unknown".into();
+    };
+    let asked = vault::select(None, &ctx.state)
+        .and_then(|loc| vault::connect(&loc, &id, &ctx.device, false))
+        .and_then(|c| match c {
+            Some(c) => Ok(Some(c.transport.status()?)),
+            None => Ok(None),
+        });
+    match asked {
+        Ok(Some(s)) if s.registered => format!(
+            "password set, {} of {} wrong guesses left",
+            s.guesses_left.unwrap_or(0),
+            s.guess_limit.unwrap_or(0)
+        ),
+        Ok(Some(s)) if s.gone => "the password backup is gone (guesses used up)".into(),
+        Ok(_) => "no password registered".into(),
+        Err(e) => format!("unreachable: {e:#}"),
+    }
 }
