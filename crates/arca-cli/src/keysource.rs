@@ -85,11 +85,7 @@ fn from_password(
     let Some(conn) = vault::connect(&location, repo_id, device, false)? else {
         return Ok(None);
     };
-    let status = conn
-        .transport
-        .status()
-        .map_err(ClientError::from)
-        .with_context(|| format!("cannot ask the key vault {}", conn.describe()))?;
+    let status = conn.status()?;
     if status.gone {
         return Err(ClientError::Gone.into());
     }
@@ -113,12 +109,7 @@ fn from_password(
         if pw.is_empty() {
             return Ok(None);
         }
-        match arca_client::recover(
-            conn.transport.as_ref(),
-            &conn.account,
-            pw.as_bytes(),
-            &vault::ksf_floor(),
-        ) {
+        match conn.recover(&pw) {
             Ok(r) => return Ok(Some(r.key)),
             Err(ClientError::WrongPassword { guesses_left }) if interactive => {
                 eprintln!(

@@ -136,6 +136,27 @@ impl Conn {
     pub fn describe(&self) -> String {
         self.location.to_text()
     }
+
+    /// The account's state at the vault (registered, gone, guesses left).
+    pub fn status(&self) -> Result<arca_vault::wire::AccountStatus> {
+        self.transport
+            .status()
+            .map_err(arca_client::ClientError::from)
+            .with_context(|| format!("cannot ask the key vault {}", self.describe()))
+    }
+
+    /// One login with `password`: spends a guess, and a success refunds them.
+    pub fn recover(
+        &self,
+        password: &str,
+    ) -> std::result::Result<arca_client::Recovered, arca_client::ClientError> {
+        arca_client::recover(
+            self.transport.as_ref(),
+            &self.account,
+            password.as_bytes(),
+            &ksf_floor(),
+        )
+    }
 }
 
 /// Connects to the vault at `location` for the backup whose repository id is `repo_id`.

@@ -257,9 +257,16 @@ impl Repository {
         }
         let (pack, _) = index.pack(loc);
         let path = pack_path(&pack);
-        let sealed = self
-            .storage
-            .read_range(&path, loc.offset as u64, loc.length as u64)
+        let sealed = self.read_pack_range(&pack, loc.offset as u64, loc.length as u64)?;
+        open_blob(&self.keys, kind, id, &sealed, loc.raw_length as usize)
+            .map_err(|e| EngineError::damaged(format!("{path} (blob {})", id.short()), e))
+    }
+
+    /// Reads `len` bytes at `offset` of a pack; a missing or short pack is damage, named.
+    pub(crate) fn read_pack_range(&self, pack: &Id, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let path = pack_path(pack);
+        self.storage
+            .read_range(&path, offset, len)
             .map_err(|e| match e {
                 arca_storage::StorageError::NotFound { .. } => {
                     EngineError::damaged(&path, "it is missing")
@@ -268,9 +275,7 @@ impl Repository {
                     EngineError::damaged(&path, "it is truncated")
                 }
                 other => other.into(),
-            })?;
-        open_blob(&self.keys, kind, id, &sealed, loc.raw_length as usize)
-            .map_err(|e| EngineError::damaged(format!("{path} (blob {})", id.short()), e))
+            })
     }
 
     pub fn read_tree(&self, index: &MasterIndex, id: &Id) -> Result<Tree> {

@@ -394,18 +394,7 @@ fn restore_file(
             let first = locs[0].offset as u64;
             let last = locs.last().expect("run is not empty");
             let len = last.offset as u64 + last.length as u64 - first;
-            let bytes = repo
-                .storage()
-                .read_range(&ppath, first, len)
-                .map_err(|e| match e {
-                    arca_storage::StorageError::NotFound { .. } => {
-                        EngineError::damaged(&ppath, "it is missing")
-                    }
-                    arca_storage::StorageError::ShortRead { .. } => {
-                        EngineError::damaged(&ppath, "it is truncated")
-                    }
-                    other => other.into(),
-                })?;
+            let bytes = repo.read_pack_range(&pack, first, len)?;
             for (id, loc) in ids.iter().zip(&locs) {
                 if loc.kind != BlobKind::Data {
                     return Err(EngineError::damaged(

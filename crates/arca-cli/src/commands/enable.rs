@@ -145,11 +145,7 @@ fn join_with_password(ctx: &Ctx, loc: &Location, repo_id: &[u8; 16]) -> Result<O
     let Some(conn) = vault::connect(loc, repo_id, &ctx.device, false)? else {
         return Ok(None);
     };
-    let status = conn
-        .transport
-        .status()
-        .map_err(ClientError::from)
-        .with_context(|| format!("cannot ask the key vault {}", conn.describe()))?;
+    let status = conn.status()?;
     if !status.registered {
         return Ok(None);
     }
@@ -157,12 +153,7 @@ fn join_with_password(ctx: &Ctx, loc: &Location, repo_id: &[u8; 16]) -> Result<O
         "This backup already has a password; type it to use the backup from this device ({} guesses left): ",
         status.guesses_left.unwrap_or(0)
     ))?;
-    let recovered = arca_client::recover(
-        conn.transport.as_ref(),
-        &conn.account,
-        pw.as_bytes(),
-        &vault::ksf_floor(),
-    )?;
+    let recovered = conn.recover(&pw)?;
     Ok(Some(recovered.key.clone()))
 }
 

@@ -1,6 +1,6 @@
 //! `arca password change` and `arca password verify`.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use arca_client::ClientError;
 use arca_engine::{EngineError, Repository};
 use arca_vault::wire::AccountStatus;
@@ -22,11 +22,7 @@ fn connect(ctx: &Ctx) -> Result<(vault::Conn, AccountStatus, [u8; 16])> {
             location.to_text()
         )));
     };
-    let status = conn
-        .transport
-        .status()
-        .map_err(ClientError::from)
-        .with_context(|| format!("cannot ask the key vault {}", conn.describe()))?;
+    let status = conn.status()?;
     if status.gone {
         return Err(ClientError::Gone.into());
     }
@@ -90,8 +86,7 @@ pub fn change(ctx: &Ctx, args: ChangeArgs) -> Result<i32> {
                 "the new password ({NEW_PASSWORD_VAR}) is the same as the current one ({PASSWORD_VAR})"
             )));
         }
-        let recovered =
-            arca_client::recover(t, &conn.account, current.as_bytes(), &vault::ksf_floor())?;
+        let recovered = conn.recover(&current)?;
         arca_client::change_password_with_ticket(
             t,
             &conn.account,
@@ -124,12 +119,7 @@ pub fn verify(ctx: &Ctx) -> Result<i32> {
         "Password ({} guesses left): ",
         status.guesses_left.unwrap_or(0)
     ))?;
-    let recovered = arca_client::recover(
-        conn.transport.as_ref(),
-        &conn.account,
-        pw.as_bytes(),
-        &vault::ksf_floor(),
-    )?;
+    let recovered = conn.recover(&pw)?;
     // The key it releases must be this backup's.
     if let Ok(config) = Repository::read_config(&ctx.storage()?)
         && config.repo_id == repo_id
