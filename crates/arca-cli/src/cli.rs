@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+fn parse_rate(s: &str) -> Result<u64, String> {
+    arca_storage::parse_rate(s)
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "arca",
@@ -15,13 +19,37 @@ use clap::{Args, Parser, Subcommand};
                   no key, no password backup), 7 the password backup is gone (its guesses were used up).\n\n\
                   Environment: ARCA_REPO, ARCA_KEY, ARCA_KEY_FILE, ARCA_CONFIG_DIR, ARCA_PASSWORD, \
                   ARCA_NEW_PASSWORD, ARCA_VAULT (http(s):// URL or embedded vault database path), \
-                  ARCA_VAULT_TOKEN, ARCA_VAULT_CA; see README.md."
+                  ARCA_VAULT_TOKEN, ARCA_VAULT_CA, ARCA_STORAGE_CONFIG (default <config dir>/storage.toml), \
+                  ARCA_S3_ENDPOINT, ARCA_S3_REGION, ARCA_S3_PATH_STYLE, AWS_ACCESS_KEY_ID, \
+                  AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ARCA_WEBDAV_USER, ARCA_WEBDAV_PASSWORD, \
+                  ARCA_SFTP_KEY, ARCA_SFTP_KNOWN_HOSTS, ARCA_GDRIVE_*, ARCA_ONEDRIVE_*, ARCA_DROPBOX_* \
+                  (REFRESH_TOKEN, CLIENT_ID, CLIENT_SECRET or ACCESS_TOKEN), ARCA_UPLOADS, \
+                  ARCA_DOWNLOADS, ARCA_RETRIES, ARCA_TIMEOUT; see README.md."
 )]
 pub struct Cli {
-    /// Where the backup is stored: a folder path or file:///path. Default: the folder this
-    /// device was enabled with, else <data dir>/arca/repo.
+    /// Where the backup is stored: a folder path, file:///path, s3://bucket/prefix,
+    /// webdav(s)://[user@]host/path, sftp://[user@]host[:port]/path, gdrive://folder,
+    /// onedrive://folder or dropbox://folder. Default: the one this device was enabled with,
+    /// else <data dir>/arca/repo. Endpoints and credentials come from the environment or the
+    /// storage config file (README.md).
     #[arg(long, global = true, env = "ARCA_REPO", value_name = "URL")]
     pub repo: Option<String>,
+    /// Send at most this many bytes per second, averaged over each object (e.g. 500k, 2M,
+    /// 1MiB; also ARCA_LIMIT_UPLOAD).
+    #[arg(long, global = true, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_upload: Option<u64>,
+    /// Receive at most this many bytes per second (also ARCA_LIMIT_DOWNLOAD).
+    #[arg(long, global = true, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_download: Option<u64>,
+    /// Objects uploaded at once (default by storage: 2 for a folder or WebDAV, 4 for S3 or
+    /// SFTP; also ARCA_UPLOADS).
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub uploads: Option<u32>,
+    /// Objects downloaded at once (default 4, 8 for S3; also ARCA_DOWNLOADS).
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub downloads: Option<u32>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,

@@ -67,7 +67,7 @@ impl BackupOptions {
             cache_dir: None,
             exclude: Vec::new(),
             workers: cpus,
-            uploads: 2,
+            uploads: 4,
             compression_level: 3,
             min_seq: 0,
         }
@@ -89,6 +89,8 @@ pub struct BackupReport {
     pub id: Id,
     pub snapshot: Snapshot,
     pub warnings: Vec<String>,
+    /// Packs an interrupted backup had uploaded, indexed and reused by this one.
+    pub reused_packs: usize,
 }
 
 struct Job {
@@ -182,7 +184,9 @@ pub fn backup(
         .cloned()
         .collect();
 
-    let index = repo.load_index()?;
+    let mut index = repo.load_index()?;
+    // Packs a killed or disconnected run uploaded but did not index are reused, not re-sent.
+    let salvaged = crate::salvage::salvage(repo, &mut index)?;
     let snapshots = repo.snapshots()?;
     let seq = snapshots
         .iter()
@@ -294,6 +298,7 @@ pub fn backup(
         id,
         snapshot,
         warnings,
+        reused_packs: salvaged,
     })
 }
 

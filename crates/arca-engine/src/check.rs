@@ -160,6 +160,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
         };
         let next = AtomicUsize::new(0);
         let errors = Mutex::new(Vec::new());
+        let notes = Mutex::new(Vec::new());
         let read = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..opts.threads.max(1) {
@@ -172,7 +173,18 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                         let found = check_pack(repo, pack, expected.get(pack));
                         read.fetch_add(*size, Relaxed);
                         counters.add(1, *size);
-                        if !found.is_empty() {
+                        if found.is_empty() {
+                            continue;
+                        }
+                        if !index.has_pack(pack) && !index_lost {
+                            // Nothing refers to it: an upload that broke off, retried under
+                            // another pack or given up.
+                            notes.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
+                                "{} is incomplete and not used by any backup (an interrupted upload left it; harmless): {}",
+                                pack_path(pack),
+                                found[0]
+                            ));
+                        } else {
                             errors
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
@@ -186,6 +198,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
         report
             .errors
             .extend(errors.into_inner().unwrap_or_else(|p| p.into_inner()));
+        report
+            .notes
+            .extend(notes.into_inner().unwrap_or_else(|p| p.into_inner()));
     }
     Ok(report)
 }

@@ -12,6 +12,7 @@ mod index;
 mod progress;
 mod repo;
 mod restore;
+mod salvage;
 mod sqlite;
 
 pub use backup::{BackupOptions, BackupReport, backup, scan_totals};

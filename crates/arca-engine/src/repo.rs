@@ -12,6 +12,8 @@ use arca_format::snapshot::Snapshot;
 use arca_format::tree::Tree;
 use arca_storage::Storage;
 use rand_core::{OsRng, RngCore};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use crate::index::MasterIndex;
 use crate::{EngineError, Result};
@@ -174,15 +176,60 @@ impl Repository {
             .map_err(|e| EngineError::damaged(format!("snapshot {}", id.short()), e))
     }
 
+    /// Applies `f` to every item, with as many running at once as the storage takes downloads;
+    /// results keep the items' order, and the first error stops the rest.
+    pub(crate) fn fetch_all<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        f: impl Fn(&I) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let threads = self
+            .storage
+            .transfers()
+            .downloads
+            .clamp(1, items.len().max(1));
+        if threads == 1 {
+            return items.iter().map(&f).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Vec<Mutex<Option<Result<T>>>> =
+            items.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    while !failed.load(Relaxed) {
+                        let i = next.fetch_add(1, Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = f(item);
+                        if r.is_err() {
+                            failed.store(true, Relaxed);
+                        }
+                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                    }
+                });
+            }
+        });
+        let mut out = Vec::with_capacity(items.len());
+        for r in results {
+            match r.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Ok(v)) => out.push(v),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// Every snapshot, oldest first (by sequence number, then time).
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        let mut out = Vec::new();
-        for (id, _) in self.list_ids(SNAPSHOTS)? {
-            out.push(SnapshotInfo {
-                id,
-                snapshot: self.load_snapshot(&id)?,
-            });
-        }
+        let ids = self.list_ids(SNAPSHOTS)?;
+        let mut out = self.fetch_all(&ids, |(id, _)| {
+            Ok(SnapshotInfo {
+                id: *id,
+                snapshot: self.load_snapshot(id)?,
+            })
+        })?;
         out.sort_by_key(|s| (s.snapshot.seq, s.snapshot.time, s.snapshot.time_nsec));
         Ok(out)
     }
@@ -229,8 +276,9 @@ impl Repository {
     /// The union of all index files.
     pub fn load_index(&self) -> Result<MasterIndex> {
         let mut index = MasterIndex::default();
-        for (id, _) in self.list_ids(INDEX)? {
-            for p in &self.load_index_file(&id)?.packs {
+        let ids = self.list_ids(INDEX)?;
+        for file in self.fetch_all(&ids, |(id, _)| self.load_index_file(id))? {
+            for p in &file.packs {
                 index.add_pack(p);
             }
         }

@@ -5,12 +5,17 @@
 //! one, every chunk is authenticated and checked against its id before it is written, and only a
 //! complete file is renamed into place: an interrupted restore never leaves a half file under
 //! the real name. Reads of chunks that sit next to each other in a pack are merged.
+//!
+//! A restore run again into the same target (after an interruption) skips the files that are
+//! already there whole: a file with the right size and modification time is read back chunk by
+//! chunk, each chunk's keyed hash compared with the id the tree records, and left as it is only
+//! if every one matches. Nothing is downloaded for it.
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -38,6 +43,9 @@ pub struct RestoreReport {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
+    /// Files that an earlier, interrupted restore had already written whole (verified, kept).
+    pub skipped_files: u64,
+    pub skipped_bytes: u64,
     pub warnings: Vec<String>,
 }
 
@@ -120,6 +128,8 @@ pub fn restore(
     let error: Mutex<Option<EngineError>> = Mutex::new(None);
     let done_files = AtomicU64::new(0);
     let skipped_bytes = AtomicU64::new(0);
+    let kept_files = AtomicU64::new(0);
+    let kept_bytes = AtomicU64::new(0);
     let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
@@ -128,8 +138,12 @@ pub fn restore(
                     let i = next.fetch_add(1, Relaxed);
                     let Some(job) = jobs.get(i) else { break };
                     match restore_file(repo, index, job, counters, plan.root_user) {
-                        Ok(w) => {
+                        Ok((w, kept)) => {
                             done_files.fetch_add(1, Relaxed);
+                            if kept {
+                                kept_files.fetch_add(1, Relaxed);
+                                kept_bytes.fetch_add(job.size, Relaxed);
+                            }
                             counters.add(1, 0);
                             if let Some(w) = w {
                                 warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
@@ -176,6 +190,8 @@ pub fn restore(
         return Err(e);
     }
     plan.report.files += done_files.load(Relaxed);
+    plan.report.skipped_files = kept_files.load(Relaxed);
+    plan.report.skipped_bytes = kept_bytes.load(Relaxed);
     plan.report.bytes += total - skipped_bytes.load(Relaxed);
     plan.report
         .warnings
@@ -377,13 +393,49 @@ fn runs<'a>(index: &MasterIndex, chunks: &'a [Id]) -> Result<Vec<(&'a [Id], Vec<
     Ok(out)
 }
 
+/// Whether `job.path` already holds the file whole: right size and time, and every chunk's
+/// keyed hash equal to the id the tree records.
+fn already_restored(repo: &Repository, index: &MasterIndex, job: &FileJob) -> bool {
+    let Ok(m) = std::fs::symlink_metadata(&job.path) else {
+        return false;
+    };
+    if !m.is_file()
+        || m.len() != job.size
+        || m.mtime() != job.node.mtime
+        || m.mtime_nsec() as u32 != job.node.mtime_nsec
+    {
+        return false;
+    }
+    let Ok(mut f) = File::open(&job.path) else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    for id in &job.chunks {
+        let Some(loc) = index.get(id) else {
+            return false;
+        };
+        buf.resize(loc.raw_length as usize, 0);
+        if f.read_exact(&mut buf).is_err() || Id(repo.keys().blob_id(&buf)) != *id {
+            return false;
+        }
+    }
+    matches!(f.read(&mut [0u8; 1]), Ok(0))
+}
+
+/// Restores one file; returns a warning, if any, and whether the file was already there whole.
 fn restore_file(
     repo: &Repository,
     index: &MasterIndex,
     job: &FileJob,
     counters: &Counters,
     root_user: bool,
-) -> Result<Option<String>> {
+) -> Result<(Option<String>, bool)> {
+    if already_restored(repo, index, job) {
+        counters.add(0, job.size);
+        let mut warnings = Vec::new();
+        set_meta(&job.path, &job.node, root_user, false, &mut warnings);
+        return Ok(((!warnings.is_empty()).then(|| warnings.join("; ")), true));
+    }
     let tmp = temp_name(&job.path);
     let result = (|| -> Result<()> {
         let mut f = File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
@@ -439,5 +491,5 @@ fn restore_file(
         let _ = std::fs::remove_file(&tmp);
         return Err(EngineError::io(&job.path, e));
     }
-    Ok((!warnings.is_empty()).then(|| warnings.join("; ")))
+    Ok(((!warnings.is_empty()).then(|| warnings.join("; ")), false))
 }

@@ -35,6 +35,7 @@ impl StorageError {
         op: &'static str,
         e: opendal::Error,
     ) -> Self {
+        tracing::debug!("{op} of {path} at {url}: {e}");
         let url = url.to_string();
         let path = path.to_string();
         match e.kind() {
@@ -43,14 +44,14 @@ impl StorageError {
                 url,
                 path,
                 op,
-                detail: e.to_string(),
+                detail: describe(&e),
             },
             _ => StorageError::Other {
                 url,
                 path,
                 op,
                 temporary: e.is_temporary(),
-                detail: e.to_string(),
+                detail: describe(&e),
             },
         }
     }
@@ -58,4 +59,25 @@ impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })
     }
+}
+
+/// What went wrong, in a line: the service's answer and the causes under it (OpenDAL's own
+/// rendering lists its context map but stops at the first cause, which for a network error is
+/// just "error sending request").
+fn describe(e: &opendal::Error) -> String {
+    let mut s = match e.kind() {
+        opendal::ErrorKind::Unexpected => String::new(),
+        k => format!("{k}: "),
+    };
+    s.push_str(e.message());
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cause = c.source();
+    }
+    s
 }

@@ -3,18 +3,35 @@
 //! The engine runs on plain threads; `Storage` gives them a blocking API and drives OpenDAL's
 //! async operators on its own Tokio runtime. Several threads may call it at once: that is how
 //! several transfers are kept in flight.
+//!
+//! Every operation goes through, from the outside in: OpenDAL's `RetryLayer` (transient errors
+//! are tried again with exponential backoff and jitter), the [`meter`] layer (a deadline for
+//! each attempt that grows with its size; counts of requests and bytes), the test-only
+//! [`faults`] layer (`ARCA_TEST_FAULTS`), then the service. Services reached over HTTP count
+//! each HTTP request in their transport instead, retries and listing pages included.
 
+mod backend;
 mod error;
+mod faults;
+mod meter;
+mod settings;
 mod stats;
+mod throttle;
 mod url;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use opendal::Operator;
+use opendal::layers::RetryLayer;
 
 pub use error::StorageError;
+pub use faults::FaultSpec;
+pub use settings::{Settings, Transfers, env_name, parse_rate};
 pub use stats::{Stats, StatsSnapshot};
 pub use url::StorageUrl;
+
+use throttle::{Limiter, sleep_until};
 
 /// One listed file: its path relative to the repository root and its size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +47,12 @@ pub struct Storage {
     rt: Arc<tokio::runtime::Runtime>,
     url: StorageUrl,
     stats: Arc<Stats>,
+    transfers: Transfers,
+    upload: Option<Arc<Limiter>>,
+    /// Paces downloads here, for services whose HTTP answers are not paced as they stream.
+    download: Option<Arc<Limiter>>,
+    /// Write under a temporary name, then rename (servers that store a write as it arrives).
+    rename_into_place: bool,
 }
 
 impl std::fmt::Debug for Storage {
@@ -40,27 +63,108 @@ impl std::fmt::Debug for Storage {
 
 type Result<T> = std::result::Result<T, StorageError>;
 
+/// How often a ranged read that came back short is tried again while the object is long enough.
+const SHORT_READ_RETRIES: usize = 3;
+
 impl Storage {
-    /// Opens the storage a URL names (`file:///path`, a plain path, or `memory://`).
+    /// Opens the storage a URL names, with settings from the environment only.
     pub fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &Settings::from_env())
+    }
+
+    /// Opens the storage a URL names (see [`StorageUrl`]) with `settings` (endpoints,
+    /// credentials, transfers; see [`Settings`]).
+    pub fn open_with(url: &str, settings: &Settings) -> Result<Self> {
         let url = StorageUrl::parse(url)?;
+        let mut transfers = settings.transfers(backend::default_transfers(&url))?;
+        // A paced transfer must not be taken for a stalled one.
+        if let Some(l) = transfers.limit_upload.min(transfers.limit_download) {
+            transfers.min_rate = transfers.min_rate.min((l / 2).max(1));
+        }
+        let faults = match settings.get("test", "faults")? {
+            Some(spec) => Some(FaultSpec::parse(&spec)?),
+            None => None,
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("arca-io")
             .enable_all()
             .build()
             .map_err(|e| StorageError::Setup(format!("cannot start the I/O runtime: {e}")))?;
-        let op = url.operator()?;
+        let stats = Arc::new(Stats::default());
+        let download = transfers.limit_download.map(|r| Arc::new(Limiter::new(r)));
+        let http = url.is_http();
+        // Building some services (SFTP's connection pool) needs a runtime.
+        let op = {
+            let _guard = rt.enter();
+            backend::operator(&url, settings)?
+        };
+        let mut op = op;
+        if http {
+            opendal::install_default();
+            let transport = meter::MeteredTransport {
+                inner: opendal::HttpTransporter::default(),
+                stats: stats.clone(),
+                limit_download: download.clone(),
+            };
+            let ctx = op
+                .base_context()
+                .with_http_transport(opendal::HttpTransporter::new(transport));
+            op = op.with_context(ctx);
+        }
+        if let Some(spec) = faults {
+            tracing::warn!("injecting storage faults ({spec:?}): for tests only");
+            let atomic = matches!(
+                url,
+                StorageUrl::File(_) | StorageUrl::Memory | StorageUrl::S3 { .. }
+            );
+            op = op.layer(faults::FaultLayer::new(spec, atomic));
+        }
+        let retry_stats = stats.clone();
+        let op = op
+            .layer(meter::MeterLayer {
+                stats: stats.clone(),
+                count_ops: !http,
+                timeout: transfers.timeout,
+                min_rate: transfers.min_rate,
+            })
+            .layer(
+                RetryLayer::new()
+                    .with_jitter()
+                    .with_factor(2.0)
+                    .with_min_delay(transfers.retry_delay)
+                    .with_max_delay(Duration::from_secs(30).max(transfers.retry_delay))
+                    .with_max_times(transfers.retries)
+                    .with_notify(move |ev: opendal::layers::RetryEvent<'_>| {
+                        retry_stats.retry();
+                        tracing::info!(
+                            "retrying {} (attempt {}) in {:.1}s after: {}",
+                            ev.op,
+                            ev.attempt,
+                            ev.retry_after.as_secs_f64(),
+                            ev.err
+                        );
+                    }),
+            );
         Ok(Storage {
             op,
             rt: Arc::new(rt),
+            rename_into_place: matches!(url, StorageUrl::Sftp { .. } | StorageUrl::WebDav { .. }),
             url,
-            stats: Arc::new(Stats::default()),
+            stats,
+            transfers,
+            upload: transfers.limit_upload.map(|r| Arc::new(Limiter::new(r))),
+            download: if http { None } else { download },
         })
     }
 
     pub fn url(&self) -> &StorageUrl {
         &self.url
+    }
+
+    /// The transfer settings in force (transfers in flight, retries, limits).
+    pub fn transfers(&self) -> &Transfers {
+        &self.transfers
     }
 
     /// Bytes and requests moved so far.
@@ -72,6 +176,12 @@ impl Storage {
         StorageError::from_opendal(&self.url, path, op, e)
     }
 
+    fn paced_download(&self, n: u64) {
+        if let Some(l) = &self.download {
+            sleep_until(l.book(n).1);
+        }
+    }
+
     /// Reads a whole file.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
         let buf = self
@@ -79,12 +189,37 @@ impl Storage {
             .block_on(self.op.read(path))
             .map_err(|e| self.err(path, "read", e))?;
         let v = buf.to_vec();
-        self.stats.received(v.len());
+        self.paced_download(v.len() as u64);
         Ok(v)
     }
 
-    /// Reads `len` bytes at `offset`; fewer bytes than asked is an error.
+    /// Reads `len` bytes at `offset`; fewer bytes than asked is an error. A read that comes back
+    /// short from an object long enough to hold the range is tried again.
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut tries = 0;
+        loop {
+            let got = self.read_range_once(path, offset, len)?;
+            if got.len() as u64 == len {
+                self.paced_download(len);
+                return Ok(got);
+            }
+            let size = self.size(path)?.unwrap_or(0);
+            tries += 1;
+            if size < offset + len || tries > SHORT_READ_RETRIES {
+                return Err(StorageError::ShortRead {
+                    path: path.to_string(),
+                    wanted: len,
+                    got: got.len() as u64,
+                });
+            }
+            tracing::info!(
+                "{path}: a read of {len} bytes at {offset} returned {}; trying again",
+                got.len()
+            );
+        }
+    }
+
+    fn read_range_once(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let buf = self
             .rt
             .block_on(async { self.op.read_with(path).range(offset..offset + len).await })
@@ -98,32 +233,41 @@ impl Storage {
                 },
                 _ => self.err(path, "read", e),
             })?;
-        let v = buf.to_vec();
-        self.stats.received(v.len());
-        if v.len() as u64 != len {
-            return Err(StorageError::ShortRead {
-                path: path.to_string(),
-                wanted: len,
-                got: v.len() as u64,
-            });
-        }
-        Ok(v)
+        Ok(buf.to_vec())
     }
 
-    /// Writes a whole file; on the local filesystem it appears atomically (temp file, fsync,
-    /// rename), so a crash never leaves a partial file under the real name.
+    /// Writes a whole file. It appears whole or not at all: the local filesystem writes a
+    /// temporary file, fsyncs and renames it; S3 and the drives store an upload whole; on SFTP
+    /// and WebDAV, whose servers may store an upload as it arrives, arca writes under a
+    /// temporary name in `.tmp/` and renames the file into place.
     pub fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
-        let n = data.len();
-        self.rt
-            .block_on(self.op.write(path, data))
-            .map_err(|e| self.err(path, "write", e))?;
-        self.stats.sent(n);
+        let n = data.len() as u64;
+        let booked = self.upload.as_ref().map(|l| l.book(n));
+        if let Some((start, _)) = booked {
+            sleep_until(start);
+        }
+        if self.rename_into_place {
+            let tmp = format!(".tmp/{}.{}", path.replace('/', "_"), rand_suffix());
+            self.rt
+                .block_on(self.op.write(&tmp, data))
+                .map_err(|e| self.err(path, "write", e))?;
+            if let Err(e) = self.rt.block_on(self.op.rename(&tmp, path)) {
+                let _ = self.rt.block_on(self.op.delete(&tmp));
+                return Err(self.err(path, "write", e));
+            }
+        } else {
+            self.rt
+                .block_on(self.op.write(path, data))
+                .map_err(|e| self.err(path, "write", e))?;
+        }
+        if let Some((_, end)) = booked {
+            sleep_until(end);
+        }
         Ok(())
     }
 
     /// Size of a file, or `None` if it does not exist.
     pub fn size(&self, path: &str) -> Result<Option<u64>> {
-        self.stats.request();
         match self.rt.block_on(self.op.stat(path)) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
@@ -133,7 +277,6 @@ impl Storage {
 
     /// Every file under `dir` (recursively), sorted by path.
     pub fn list(&self, dir: &str) -> Result<Vec<Listed>> {
-        self.stats.request();
         let dir = if dir.ends_with('/') {
             dir.to_string()
         } else {
@@ -167,11 +310,16 @@ impl Storage {
     }
 
     pub fn delete(&self, path: &str) -> Result<()> {
-        self.stats.request();
         self.rt
             .block_on(self.op.delete(path))
             .map_err(|e| self.err(path, "delete", e))
     }
+}
+
+/// A short random suffix for temporary names.
+fn rand_suffix() -> String {
+    use rand::RngCore;
+    format!("{:016x}", rand::rngs::OsRng.next_u64())
 }
 
 #[cfg(test)]
@@ -204,7 +352,129 @@ mod tests {
         s.delete("data/ab/abc").unwrap();
         assert!(s.list("data").unwrap().is_empty());
         let st = s.stats();
-        assert!(st.bytes_sent >= 21 && st.bytes_received >= 16 && st.requests >= 8);
+        assert!(
+            st.bytes_sent >= 21 && st.bytes_received >= 16 && st.requests >= 8,
+            "{st:?}"
+        );
+    }
+
+    fn settings(toml: &str, env: &[(&str, &str)]) -> Settings {
+        Settings::from_parts(toml, env).unwrap()
+    }
+
+    #[test]
+    fn every_kind_of_storage_is_built_from_its_url_and_settings() {
+        let none = settings("", &[]);
+        let s3 = settings(
+            "[s3]\nendpoint = \"http://127.0.0.1:9\"\n",
+            &[("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")],
+        );
+        let s = Storage::open_with("s3://bucket/prefix", &s3).unwrap();
+        assert_eq!(s.url().kind(), "s3");
+        assert_eq!((s.transfers().uploads, s.transfers().downloads), (4, 8));
+        // AWS itself needs a region.
+        let e = Storage::open_with("s3://bucket/prefix", &none).unwrap_err();
+        assert!(e.to_string().contains("AWS_REGION"), "{e}");
+        Storage::open_with("s3://bucket", &settings("", &[("AWS_REGION", "eu-west-3")])).unwrap();
+        Storage::open_with(
+            "webdavs://me@dav.example/remote.php/dav",
+            &settings("", &[("ARCA_WEBDAV_PASSWORD", "pw")]),
+        )
+        .unwrap();
+        Storage::open_with(
+            "sftp://me@host.example:2222/srv/backup",
+            &settings("[sftp]\nkey = \"/home/me/.ssh/id_ed25519\"\n", &[]),
+        )
+        .unwrap();
+        let e = Storage::open_with(
+            "sftp://host.example/srv",
+            &settings("", &[("ARCA_SFTP_KNOWN_HOSTS", "maybe")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("strict"), "{e}");
+        for (scheme, section, name) in [
+            ("gdrive", "GDRIVE", "Google Drive"),
+            ("onedrive", "ONEDRIVE", "OneDrive"),
+            ("dropbox", "DROPBOX", "Dropbox"),
+        ] {
+            let url = format!("{scheme}://arca-backup");
+            // a lasting token: refresh token with the app's id and secret
+            let refresh = format!("ARCA_{section}_REFRESH_TOKEN");
+            let id = format!("ARCA_{section}_CLIENT_ID");
+            let secret = format!("ARCA_{section}_CLIENT_SECRET");
+            let s = Storage::open_with(
+                &url,
+                &settings("", &[(&refresh, "r"), (&id, "i"), (&secret, "c")]),
+            )
+            .unwrap();
+            assert_eq!(s.url().kind(), scheme);
+            // or a short-lived access token, from the config file
+            Storage::open_with(
+                &url,
+                &settings(&format!("[{scheme}]\naccess_token = \"t\"\n"), &[]),
+            )
+            .unwrap();
+            // none: the message says what to set
+            let e = Storage::open_with(&url, &none).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(&refresh), "{e}");
+            let e = Storage::open_with(&url, &settings("", &[(&refresh, "r")]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&id), "{e}");
+        }
+    }
+
+    #[test]
+    fn transfer_settings_apply() {
+        let s = Storage::open_with(
+            "memory://",
+            &settings(
+                "[transfers]\nuploads = 7\nlimit_upload = \"1M\"\n",
+                &[("ARCA_DOWNLOADS", "3"), ("ARCA_RETRIES", "0")],
+            ),
+        )
+        .unwrap();
+        let t = s.transfers();
+        assert_eq!((t.uploads, t.downloads, t.retries), (7, 3, 0));
+        assert_eq!(t.limit_upload, Some(1_000_000));
+        let t0 = std::time::Instant::now();
+        s.write("a", vec![0; 300_000]).unwrap();
+        s.write("b", vec![0; 300_000]).unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(550),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
+    #[test]
+    fn injected_faults_are_retried() {
+        let s = Storage::open_with(
+            "memory://",
+            &settings(
+                "",
+                &[
+                    ("ARCA_TEST_FAULTS", "3:0.3:0.2"),
+                    ("ARCA_TIMEOUT", "0.1"),
+                    ("ARCA_MIN_RATE", "1G"),
+                    ("ARCA_RETRY_DELAY", "0.001"),
+                    ("ARCA_RETRIES", "30"),
+                ],
+            ),
+        )
+        .unwrap();
+        for i in 0..20 {
+            s.write(&format!("data/{i}"), vec![i as u8; 1000]).unwrap();
+        }
+        for i in 0..20 {
+            assert_eq!(s.read(&format!("data/{i}")).unwrap(), vec![i as u8; 1000]);
+            assert_eq!(
+                s.read_range(&format!("data/{i}"), 10, 100).unwrap(),
+                vec![i as u8; 100]
+            );
+        }
+        assert_eq!(s.list("data").unwrap().len(), 20);
+        assert!(s.stats().retries > 5, "{:?}", s.stats());
     }
 
     #[test]

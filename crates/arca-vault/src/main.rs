@@ -1,7 +1,7 @@
 //! `arca-vault`: the key vault server.
 //!
 //! ```text
-//! arca-vault serve --listen ADDR --database PATH --config FILE
+//! arca-vault serve --listen ADDR --database PATH|postgres://... --config FILE
 //! arca-vault token issue --account ID [--ttl 30d] [--issuer NAME] --config FILE
 //! arca-vault openapi
 //! ```
@@ -33,14 +33,17 @@ enum Command {
         /// HTTP is only allowed on loopback; elsewhere configure [tls].
         #[arg(long, env = "ARCA_VAULT_LISTEN", default_value = "127.0.0.1:8443")]
         listen: String,
-        /// The SQLite database file (created if absent).
+        /// The database: a PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, shared
+        /// by any number of vault nodes; the schema is migrated at start), or the path of a
+        /// SQLite file (created if absent; one node only).
         #[arg(long, env = "ARCA_VAULT_DATABASE")]
         database: String,
         /// The TOML config file (master key, token issuers, policy, rate limits, TLS).
         #[arg(long, env = "ARCA_VAULT_CONFIG")]
         config: PathBuf,
-        /// Log format on stderr (the level comes from ARCA_VAULT_LOG, default `info`).
-        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        /// Log format on stderr: text, or json (one object a line, for log collectors). The
+        /// level comes from ARCA_VAULT_LOG (default `info`).
+        #[arg(long, env = "ARCA_VAULT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
     /// Account tokens for a standalone deployment.
@@ -108,7 +111,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     .and_then(|_| out.flush())
                     .map_err(|e| format!("cannot write to stdout: {e}"))?;
             }
-            tracing::info!(%url, database = %database, "arca-vault serving");
+            tracing::info!(%url, database = %server.database(), "arca-vault serving");
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .max_blocking_threads(64)

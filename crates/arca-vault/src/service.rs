@@ -20,6 +20,7 @@ use sha2::Sha512;
 use subtle::ConstantTimeEq;
 
 use crate::VaultError;
+use crate::metrics::metrics;
 use crate::setup::{MasterKey, load_or_create};
 use crate::store::{Charge, PendingLogin, Record, RecordStore, Status};
 use crate::suite::{KsfParams, Suite};
@@ -248,14 +249,28 @@ impl Vault {
             .charge(account, self.policy.default_guess_limit)?
         {
             Charge::Charged { left, record } => {
+                metrics()
+                    .guesses_charged
+                    .with_label_values(&["record"])
+                    .inc();
                 let file = ServerRegistration::<Suite>::deserialize(&record.password_file)
                     .map_err(|e| {
                         VaultError::Store(format!("stored password file is damaged: {e}"))
                     })?;
                 (left, Some(file), record.ksf, true)
             }
-            Charge::Exhausted | Charge::Gone => return Err(VaultError::Gone),
-            Charge::Unknown { left } => (left, None, KsfParams::default(), false),
+            Charge::Exhausted => {
+                metrics().records_destroyed.inc();
+                return Err(VaultError::Gone);
+            }
+            Charge::Gone => return Err(VaultError::Gone),
+            Charge::Unknown { left } => {
+                metrics()
+                    .guesses_charged
+                    .with_label_values(&["unknown"])
+                    .inc();
+                (left, None, KsfParams::default(), false)
+            }
         };
         let result = ServerLogin::start(
             &mut OsRng,
@@ -295,7 +310,9 @@ impl Vault {
             return Err(VaultError::LoginExpired);
         };
         if pending.expires < now() {
-            self.store.destroy_if_exhausted(account)?;
+            if self.store.destroy_if_exhausted(account)? {
+                metrics().records_destroyed.inc();
+            }
             return Err(VaultError::LoginExpired);
         }
         let verified = CredentialFinalization::<Suite>::deserialize(&req.finalization)
@@ -307,6 +324,10 @@ impl Vault {
         match verified {
             Some(done) if pending.known => {
                 self.store.reset(account)?;
+                metrics()
+                    .logins_finished
+                    .with_label_values(&["success"])
+                    .inc();
                 let record = self.store.record(account)?.ok_or(VaultError::Gone)?;
                 let sealed_envelope = arca_crypto::seal(
                     &release_key(&done.session_key),
@@ -328,7 +349,12 @@ impl Vault {
             }
             _ => {
                 self.store.audit(account, "login finish", "failure")?;
+                metrics()
+                    .logins_finished
+                    .with_label_values(&["failure"])
+                    .inc();
                 if pending.known && self.store.destroy_if_exhausted(account)? {
+                    metrics().records_destroyed.inc();
                     return Err(VaultError::Gone);
                 }
                 match self.store.status(account)? {

@@ -410,6 +410,8 @@ impl RecordStore for SqliteStore {
 
     fn put_ticket(&self, hash: &[u8; 32], account: &str, expires: i64) -> Result<()> {
         self.with(|c| {
+            // Expired tickets are useless; sweep them so the table does not grow with logins.
+            c.execute("DELETE FROM tickets WHERE expires < ?1", params![now()])?;
             c.execute(
                 "INSERT INTO tickets (hash, account, expires) VALUES (?1, ?2, ?3)",
                 params![hash.to_vec(), account, expires],
@@ -479,5 +481,9 @@ impl RecordStore for SqliteStore {
             )?;
             Ok(())
         })
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
 }

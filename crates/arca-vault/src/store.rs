@@ -1,4 +1,4 @@
-//! What a vault stores, behind a trait so SQLite and (later) PostgreSQL serve alike. Every
+//! What a vault stores, behind a trait so SQLite and PostgreSQL serve alike. Every
 //! method that changes a guess count or a record is one atomic step in the database.
 
 use crate::VaultError;
@@ -94,4 +94,7 @@ pub trait RecordStore: Send + Sync {
 
     /// Appends to the audit log (never secrets).
     fn audit(&self, account: &str, event: &str, detail: &str) -> Result<()>;
+
+    /// Checks that the database answers (readiness).
+    fn ping(&self) -> Result<()>;
 }

@@ -30,6 +30,7 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<i32> {
         opts.exclude.push(f);
     }
     opts.min_seq = crate::head::next_seq_floor(&ctx.device, &ctx.state, &repo, &key);
+    opts.uploads = repo.storage().transfers().uploads;
     let started = Instant::now();
     let progress = ctx.progress("backup");
     let counters = progress.counters.clone();
@@ -70,6 +71,7 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<i32> {
             "bytes": s.summary.bytes,
             "new_bytes": s.summary.new_bytes,
             "uploaded_bytes": s.summary.uploaded_bytes,
+            "reused_packs": report.reused_packs,
             "seconds": secs,
             "warnings": report.warnings,
             "traffic": traffic(&repo),
@@ -101,10 +103,17 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<i32> {
 }
 
 pub fn traffic(repo: &arca_engine::Repository) -> serde_json::Value {
-    let t = repo.storage().stats();
+    storage_traffic(repo.storage())
+}
+
+/// Bytes and requests to and from the storage, for `--json` output.
+pub fn storage_traffic(storage: &arca_storage::Storage) -> serde_json::Value {
+    let t = storage.stats();
     serde_json::json!({
+        "storage": storage.url().kind(),
         "bytes_sent": t.bytes_sent,
         "bytes_received": t.bytes_received,
         "requests": t.requests,
+        "retries": t.retries,
     })
 }

@@ -9,7 +9,8 @@ use crate::output::bytes;
 pub fn run(ctx: &Ctx, args: CheckArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let progress = ctx.progress("check");
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = repo.storage().transfers().downloads.max(cpus);
     let result = check(
         &repo,
         &CheckOptions {
@@ -31,6 +32,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> Result<i32> {
             "read_data": args.read_data,
             "errors": r.errors,
             "notes": r.notes,
+            "traffic": super::backup::traffic(&repo),
         }));
     } else {
         for n in &r.notes {

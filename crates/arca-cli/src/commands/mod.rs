@@ -14,7 +14,7 @@ mod status;
 use anyhow::{Context, Result};
 use arca_crypto::BackupKey;
 use arca_engine::Repository;
-use arca_storage::{Storage, StorageUrl};
+use arca_storage::{Settings, Storage, StorageUrl};
 
 use crate::cli::{Cli, Command, KeyCommand, PasswordCommand};
 use crate::device::{Device, DeviceState, default_repo};
@@ -27,6 +27,8 @@ pub struct Ctx {
     pub device: Device,
     pub state: DeviceState,
     pub repo_url: String,
+    /// Command-line transfer settings, which win over the environment and the config file.
+    transfer_flags: Vec<(&'static str, String)>,
 }
 
 impl Ctx {
@@ -38,17 +40,43 @@ impl Ctx {
             (None, Some(r)) => r.clone(),
             (None, None) => default_repo()?,
         };
+        let mut transfer_flags = Vec::new();
+        if let Some(v) = cli.limit_upload {
+            transfer_flags.push(("limit_upload", v.to_string()));
+        }
+        if let Some(v) = cli.limit_download {
+            transfer_flags.push(("limit_download", v.to_string()));
+        }
+        if let Some(v) = cli.uploads {
+            transfer_flags.push(("uploads", v.to_string()));
+        }
+        if let Some(v) = cli.downloads {
+            transfer_flags.push(("downloads", v.to_string()));
+        }
         Ok(Ctx {
             json: cli.json,
             quiet: cli.quiet,
             device,
             state,
             repo_url,
+            transfer_flags,
         })
     }
 
+    /// The storage config file: ARCA_STORAGE_CONFIG, else `storage.toml` in the config dir.
+    pub fn storage_config(&self) -> std::path::PathBuf {
+        match std::env::var_os("ARCA_STORAGE_CONFIG") {
+            Some(p) if !p.is_empty() => p.into(),
+            _ => self.device.dir.join("storage.toml"),
+        }
+    }
+
     pub fn storage(&self) -> Result<Storage> {
-        Storage::open(&self.repo_url)
+        let mut settings = Settings::load(Some(&self.storage_config()))?;
+        for (k, v) in &self.transfer_flags {
+            settings.set("transfers", k, v.clone());
+        }
+        Storage::open_with(&self.repo_url, &settings)
             .with_context(|| format!("cannot open the storage at {}", self.repo_url))
     }
 

@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<i32> {
     let opts = RestoreOptions {
         target: args.target.clone(),
         includes: args.include.iter().map(|i| i.as_bytes().to_vec()).collect(),
-        threads: 4,
+        threads: repo.storage().transfers().downloads,
     };
     let started = Instant::now();
     let progress = ctx.progress("restore");
@@ -39,6 +39,8 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<i32> {
             "files": report.files,
             "dirs": report.dirs,
             "bytes": report.bytes,
+            "skipped_files": report.skipped_files,
+            "skipped_bytes": report.skipped_bytes,
             "seconds": secs,
             "warnings": report.warnings,
             "traffic": super::backup::traffic(&repo),
@@ -48,13 +50,22 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<i32> {
             eprintln!("arca: warning: {w}");
         }
         ctx.say(format!(
-            "restored backup {} into {}: {} files, {} directories, {} in {:.1}s",
+            "restored backup {} into {}: {} files, {} directories, {} in {:.1}s{}",
             snap.id.short(),
             args.target.display(),
             report.files,
             report.dirs,
             bytes(report.bytes),
-            secs
+            secs,
+            if report.skipped_files > 0 {
+                format!(
+                    " ({} files, {}, were already there whole and were kept)",
+                    report.skipped_files,
+                    bytes(report.skipped_bytes)
+                )
+            } else {
+                String::new()
+            }
         ));
     }
     Ok(if report.warnings.is_empty() {

@@ -59,7 +59,15 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
                 "id": s.id.to_hex(), "time": s.snapshot.time, "files": s.snapshot.summary.files, "bytes": s.snapshot.summary.bytes,
             })),
             "paths": ctx.state.paths,
-            "traffic": { "bytes_sent": storage.stats().bytes_sent, "bytes_received": storage.stats().bytes_received, "requests": storage.stats().requests },
+            "storage": {
+                "kind": storage.url().kind(),
+                "uploads": storage.transfers().uploads,
+                "downloads": storage.transfers().downloads,
+                "retries": storage.transfers().retries,
+                "limit_upload": storage.transfers().limit_upload,
+                "limit_download": storage.transfers().limit_download,
+            },
+            "traffic": super::backup::storage_traffic(&storage),
         }));
         return Ok(OK);
     }

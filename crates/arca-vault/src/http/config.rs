@@ -33,15 +33,30 @@
 //! [tls]                              # required unless listening on a loopback address
 //! cert = "cert.pem"                  # PEM chain, leaf first
 //! key = "key.pem"                    # PEM private key (PKCS#8, PKCS#1 or SEC1)
+//!
+//! [database]                         # PostgreSQL only (--database postgres://...)
+//! max_connections = 16               # per node
+//! connect_timeout_secs = 5
+//! pool_timeout_secs = 10             # a request's wait for a free connection
+//! statement_timeout_secs = 10
+//! # password_file = "db.password"    # or password_env = "NAME"; else the URL's
+//! # ca_file = "db-ca.pem"            # TLS (sslmode=require in the URL) trusts these, not the web PKI
+//!
+//! [metrics]
+//! enabled = true                     # serve /metrics (Prometheus text format)
 //! ```
+//!
+//! docs/VAULT.md describes every key.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::auth::{Issuer, Issuers};
 use crate::Policy;
+use crate::postgres::PgOptions;
 use crate::setup::MasterKey;
 use crate::suite::KsfParams;
 
@@ -59,6 +74,10 @@ pub struct Config {
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
     pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The folder relative paths are read from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -123,6 +142,46 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// PostgreSQL connections (ignored for a SQLite database).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub connect_timeout_secs: u32,
+    pub pool_timeout_secs: u32,
+    pub statement_timeout_secs: u32,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        let d = PgOptions::default();
+        DatabaseConfig {
+            max_connections: d.max_connections as u32,
+            connect_timeout_secs: d.connect_timeout.as_secs() as u32,
+            pool_timeout_secs: d.pool_timeout.as_secs() as u32,
+            statement_timeout_secs: d.statement_timeout.as_secs() as u32,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -155,7 +214,47 @@ impl Config {
         if c.create_master_key && c.master_key_file.is_none() {
             return Err("create_master_key needs master_key_file".into());
         }
+        let d = &c.database;
+        if d.max_connections == 0
+            || d.connect_timeout_secs == 0
+            || d.pool_timeout_secs == 0
+            || d.statement_timeout_secs == 0
+        {
+            return Err("database: max_connections and the timeouts must be more than 0".into());
+        }
+        if d.password_file.is_some() && d.password_env.is_some() {
+            return Err("database: set at most one of password_file and password_env".into());
+        }
         Ok(c)
+    }
+
+    /// The PostgreSQL pool settings, with the password read from its file or variable.
+    pub fn pg_options(&self) -> Result<PgOptions, String> {
+        let d = &self.database;
+        let password = if let Some(f) = &d.password_file {
+            let raw = read(&self.resolve(f), "database password")?;
+            let text = String::from_utf8(raw.trim_ascii().to_vec())
+                .map_err(|_| "database: the password file is not UTF-8".to_string())?;
+            Some(Zeroizing::new(text))
+        } else if let Some(var) = &d.password_env {
+            Some(Zeroizing::new(std::env::var(var).map_err(|_| {
+                format!("database: the password variable {var} is not set")
+            })?))
+        } else {
+            None
+        };
+        let ca_pem = match &d.ca_file {
+            Some(f) => Some(read(&self.resolve(f), "database CA certificate")?.to_vec()),
+            None => None,
+        };
+        Ok(PgOptions {
+            ca_pem,
+            max_connections: d.max_connections as usize,
+            connect_timeout: Duration::from_secs(d.connect_timeout_secs.into()),
+            pool_timeout: Duration::from_secs(d.pool_timeout_secs.into()),
+            statement_timeout: Duration::from_secs(d.statement_timeout_secs.into()),
+            password,
+        })
     }
 
     /// `path` as written, or read from the config file's folder if relative.
@@ -348,6 +447,26 @@ hs256_secret = "0123456789abcdef0123456789abcdef"
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn database_and_metrics_sections() {
+        let c = Config::parse(BASE, Path::new(".")).unwrap();
+        let o = c.pg_options().unwrap();
+        assert_eq!(o.max_connections, 16);
+        assert!(o.password.is_none());
+        assert!(c.metrics.enabled);
+        let text = format!(
+            "{BASE}\n[database]\nmax_connections = 4\nstatement_timeout_secs = 3\n\
+             password_env = \"ARCA_TEST_NO_SUCH_VARIABLE\"\n[metrics]\nenabled = false\n"
+        );
+        let c = Config::parse(&text, Path::new(".")).unwrap();
+        assert!(!c.metrics.enabled);
+        assert_eq!(c.database.max_connections, 4);
+        let e = c.pg_options().unwrap_err();
+        assert!(e.contains("ARCA_TEST_NO_SUCH_VARIABLE"), "{e}");
+        let zero = format!("{BASE}\n[database]\nmax_connections = 0\n");
+        assert!(Config::parse(&zero, Path::new(".")).is_err());
     }
 
     #[test]

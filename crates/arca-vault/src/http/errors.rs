@@ -88,6 +88,7 @@ impl From<VaultError> for ApiError {
         let message = match &e {
             // The detail stays in the server's log: it may name tables or files.
             VaultError::Store(detail) | VaultError::Unavailable(detail) => {
+                crate::metrics::metrics().storage_failures.inc();
                 tracing::error!(error = %detail, "storage failure");
                 "the vault's storage is unavailable; try again shortly".to_string()
             }

@@ -28,6 +28,7 @@ use self::auth::Issuers;
 use self::config::Config;
 use self::errors::ApiError;
 use self::ratelimit::RateLimiter;
+use crate::postgres::{PgStore, is_postgres_url};
 use crate::sqlite::SqliteStore;
 use crate::store::RecordStore;
 use crate::{Vault, VaultError};
@@ -41,6 +42,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub vault: Arc<Vault>,
+    /// Whether `/metrics` is served.
+    pub metrics: bool,
     pub issuers: Arc<Issuers>,
     pub per_account: Option<Arc<RateLimiter>>,
     pub per_address: Option<Arc<RateLimiter>>,
@@ -55,6 +58,7 @@ impl AppState {
     ) -> Self {
         AppState {
             vault: Arc::new(vault),
+            metrics: true,
             issuers: Arc::new(issuers),
             per_account: per_account.map(Arc::new),
             per_address: per_address.map(Arc::new),
@@ -76,29 +80,37 @@ impl AppState {
     }
 }
 
-/// Opens the record store named by `--database`: a SQLite file path for now.
-pub fn open_store(database: &str) -> Result<Arc<dyn RecordStore>, String> {
-    let lower = database.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Err(
-            "PostgreSQL databases are not supported by this version of arca-vault yet; give the \
-             path of a SQLite file"
-                .into(),
-        );
+/// Opens the record store named by `--database`: a `postgres://` (or `postgresql://`) URL, or
+/// the path of a SQLite file (optionally written `sqlite:PATH`). Returns the store and a
+/// description of it for the log (a URL without its password).
+pub fn open_store(
+    database: &str,
+    config: &Config,
+) -> Result<(Arc<dyn RecordStore>, String), String> {
+    if is_postgres_url(database) {
+        let store = PgStore::open(database, config.pg_options()?).map_err(|e| match e {
+            VaultError::Store(m) => m,
+            other => other.to_string(),
+        })?;
+        let described = store.description().to_string();
+        return Ok((Arc::new(store), described));
     }
-    if lower.contains("://") {
+    if database.contains("://") {
         return Err(format!(
-            "--database {database:?}: give the path of a SQLite file"
+            "--database: give a postgres:// URL or the path of a SQLite file (got a URL of \
+             another scheme: {})",
+            database.split("://").next().unwrap_or("")
         ));
     }
     let path = database.strip_prefix("sqlite:").unwrap_or(database);
     SqliteStore::open(std::path::Path::new(path))
-        .map(|s| Arc::new(s) as Arc<dyn RecordStore>)
+        .map(|s| (Arc::new(s) as Arc<dyn RecordStore>, path.to_string()))
         .map_err(|e| format!("cannot open the database {path}: {e}"))
 }
 
 /// A server ready to run: the listener is bound, so its address is known.
 pub struct Server {
+    database: String,
     listener: std::net::TcpListener,
     addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -126,7 +138,7 @@ impl Server {
         let policy = config.policy()?;
         let issuers = config.issuers()?;
         let master = config.master_key()?;
-        let store = open_store(database)?;
+        let (store, described) = open_store(database, config)?;
         let vault = Vault::new(store, &master, policy).map_err(|e| match e {
             VaultError::Store(m) => m,
             other => other.to_string(),
@@ -138,12 +150,13 @@ impl Server {
             );
         }
         let rl = &config.rate_limit;
-        let state = AppState::new(
+        let mut state = AppState::new(
             vault,
             issuers,
             RateLimiter::new(rl.per_account_per_minute, rl.per_account_burst),
             RateLimiter::new(rl.per_address_per_minute, rl.per_address_burst),
         );
+        state.metrics = config.metrics.enabled;
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         listener
@@ -153,11 +166,17 @@ impl Server {
             .local_addr()
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         Ok(Server {
+            database: described,
             listener,
             addr,
             tls,
             app: router(state),
         })
+    }
+
+    /// The database, as safe to log (a PostgreSQL URL without its password).
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// `http://ADDR` or `https://ADDR`.

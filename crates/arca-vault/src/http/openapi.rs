@@ -155,6 +155,24 @@ fn build() -> Value {
                     "responses": { "200": { "description": "the server is up", "content": { "application/json": {
                         "schema": { "type": "object", "properties": { "status": { "const": "ok" } } } } } } }
                 }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the database answers",
+                    "security": [],
+                    "responses": {
+                        "200": { "description": "the database answers", "content": { "application/json": {
+                            "schema": { "type": "object", "properties": { "status": { "const": "ready" } } } } } },
+                        "503": error("the database does not answer (`unavailable`, with `Retry-After`)")
+                    }
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text format); 404 when turned off in the config",
+                    "security": [],
+                    "responses": { "200": { "description": "the metrics", "content": { "text/plain": {} } } }
+                }
             }
         },
         "components": {

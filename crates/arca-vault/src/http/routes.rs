@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, MatchedPath, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use axum::{Json, http::Method};
 use super::errors::{ApiError, ErrorCode, JsonBody, method_not_allowed, not_found};
 use super::{AppState, MAX_BODY_BYTES, auth};
 use crate::VaultError;
+use crate::metrics::metrics;
 use crate::wire::*;
 
 /// Every route the server answers, as (method, path template). The OpenAPI document must
@@ -33,6 +34,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/accounts/{account}/head"),
     ("get", "/v1/openapi.json"),
     ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
 ];
 
 /// The account a request was authenticated for.
@@ -54,10 +57,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/accounts/{account}/login/finish", post(login_finish))
         .route("/v1/accounts/{account}/head", get(head).put(set_head))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
-    Router::new()
+    let mut app = Router::new()
         .merge(accounts)
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if state.metrics {
+        app = app.route("/metrics", get(metrics_text));
+    }
+    app.route_layer(middleware::from_fn(mark_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -116,16 +124,47 @@ fn admit(
     Ok(account)
 }
 
+/// The route template a request matched (`/v1/accounts/{account}/login/start`), for the
+/// metrics: a label never carries an account.
+#[derive(Clone, Debug)]
+struct RouteLabel(String);
+
+async fn mark_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let mut res = next.run(req).await;
+    if let Some(r) = route {
+        res.extensions_mut().insert(RouteLabel(r));
+    }
+    res
+}
+
 /// One log line per request: method, path, status, error code, account, client, time. Never a
-/// header or a body: those carry tokens and protocol messages.
+/// header or a body: those carry tokens and protocol messages. Also counts the request in the
+/// metrics, by route template, method and status.
 async fn log_requests(req: Request, next: Next) -> Response {
     let method: Method = req.method().clone();
     let path = req.uri().path().to_owned();
     let client = client_ip(&req);
     let started = Instant::now();
     let res = next.run(req).await;
-    let micros = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let micros = elapsed.as_micros() as u64;
     let status = res.status().as_u16();
+    let route = res
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|r| r.0.as_str())
+        .unwrap_or("unmatched");
+    let m = metrics();
+    m.http_requests
+        .with_label_values(&[route, method.as_str(), res.status().as_str()])
+        .inc();
+    m.http_latency
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
     let code = res
         .extensions()
         .get::<ErrorCode>()
@@ -220,8 +259,26 @@ async fn openapi() -> Json<&'static serde_json::Value> {
     Json(super::openapi::document())
 }
 
+/// Liveness: the process answers. Touches nothing else.
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers. 503 `unavailable` with `Retry-After` when it does not.
+async fn readyz(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    s.call(|v| v.store().ping()).await?;
+    Ok(Json(serde_json::json!({ "status": "ready" })))
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
