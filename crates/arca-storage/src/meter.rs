@@ -227,7 +227,8 @@ impl oio::Read for MeterReader {
 
     async fn read(&self, range: BytesRange) -> Result<(RpRead, Buffer)> {
         self.m.op();
-        let bytes = range.size().unwrap_or(0);
+        // A whole object of unknown size gets the time of a full pack.
+        let bytes = range.size().unwrap_or(16 << 20);
         let (rp, buf) = self
             .m
             .within(Operation::Read, bytes, self.inner.read(range))
