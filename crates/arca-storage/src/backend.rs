@@ -5,6 +5,27 @@ use opendal::{Operator, services};
 use crate::settings::{Settings, Transfers, env_name};
 use crate::{StorageError, StorageUrl};
 
+/// Applies an OAuth token to a Google Drive, OneDrive or Dropbox builder (three builder types
+/// with the same methods and no common trait).
+macro_rules! with_token {
+    ($b:expr, $token:expr) => {
+        match $token {
+            DriveToken::Access(a) => $b.access_token(&a),
+            DriveToken::Refresh {
+                token,
+                client_id,
+                client_secret,
+            } => {
+                let b = $b.refresh_token(&token).client_id(&client_id);
+                match client_secret {
+                    Some(c) => b.client_secret(&c),
+                    None => b,
+                }
+            }
+        }
+    };
+}
+
 /// How many transfers each kind of storage gets by default: a local disk gains little from
 /// more than two writers; S3 serves many connections at once; WebDAV servers and the personal
 /// drives throttle clients that open many (Dropbox refuses concurrent writes to one account).
@@ -197,56 +218,17 @@ pub(crate) fn operator(url: &StorageUrl, s: &Settings) -> Result<Operator, Stora
         }
         StorageUrl::Gdrive(folder) => {
             let mut b = services::Gdrive::default().root(&format!("/{folder}"));
-            b = match drive_token(s, "gdrive", "Google Drive", true)? {
-                DriveToken::Access(a) => b.access_token(&a),
-                DriveToken::Refresh {
-                    token,
-                    client_id,
-                    client_secret,
-                } => {
-                    let b = b.refresh_token(&token).client_id(&client_id);
-                    match client_secret {
-                        Some(c) => b.client_secret(&c),
-                        None => b,
-                    }
-                }
-            };
+            b = with_token!(b, drive_token(s, "gdrive", "Google Drive", true)?);
             Operator::new(b).map_err(setup)
         }
         StorageUrl::OneDrive(folder) => {
             let mut b = services::Onedrive::default().root(&format!("/{folder}"));
-            b = match drive_token(s, "onedrive", "OneDrive", false)? {
-                DriveToken::Access(a) => b.access_token(&a),
-                DriveToken::Refresh {
-                    token,
-                    client_id,
-                    client_secret,
-                } => {
-                    let b = b.refresh_token(&token).client_id(&client_id);
-                    match client_secret {
-                        Some(c) => b.client_secret(&c),
-                        None => b,
-                    }
-                }
-            };
+            b = with_token!(b, drive_token(s, "onedrive", "OneDrive", false)?);
             Operator::new(b).map_err(setup)
         }
         StorageUrl::Dropbox(folder) => {
             let mut b = services::Dropbox::default().root(&format!("/{folder}"));
-            b = match drive_token(s, "dropbox", "Dropbox", true)? {
-                DriveToken::Access(a) => b.access_token(&a),
-                DriveToken::Refresh {
-                    token,
-                    client_id,
-                    client_secret,
-                } => {
-                    let b = b.refresh_token(&token).client_id(&client_id);
-                    match client_secret {
-                        Some(c) => b.client_secret(&c),
-                        None => b,
-                    }
-                }
-            };
+            b = with_token!(b, drive_token(s, "dropbox", "Dropbox", true)?);
             Operator::new(b).map_err(setup)
         }
     }
