@@ -205,7 +205,28 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
     Ok(report)
 }
 
+/// Reads and verifies a whole pack; damage found is confirmed by reading the pack again, since
+/// a corrupted answer from sound storage is not damage (see `reread_on_damage`).
 fn check_pack(
+    repo: &Repository,
+    pack: &Id,
+    expected: Option<&Vec<(Id, crate::index::Location)>>,
+) -> Vec<String> {
+    let mut tries = 1;
+    loop {
+        let errors = check_pack_once(repo, pack, expected);
+        if errors.is_empty() || tries >= crate::repo::READ_ATTEMPTS {
+            return errors;
+        }
+        tracing::warn!(
+            "{}; reading it again in case it was damaged on the way",
+            errors[0]
+        );
+        tries += 1;
+    }
+}
+
+fn check_pack_once(
     repo: &Repository,
     pack: &Id,
     expected: Option<&Vec<(Id, crate::index::Location)>>,

@@ -88,17 +88,20 @@ impl Repository {
     }
 
     /// Reads the config without a key (to tell "no repository" from "wrong key").
+    /// A config that does not read back whole is read again (see [`reread_on_damage`]).
     pub fn read_config(storage: &Storage) -> Result<RepoConfig> {
-        let bytes = match storage.read(CONFIG) {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => {
-                return Err(EngineError::NoRepository(storage.url().to_string()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        RepoConfig::from_bytes(&bytes).map_err(|e| match e {
-            ConfigError::WrongKey => EngineError::WrongKey,
-            other => EngineError::damaged("the repository config (file `config`)", other),
+        reread_on_damage(|| {
+            let bytes = match storage.read(CONFIG) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => {
+                    return Err(EngineError::NoRepository(storage.url().to_string()));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            RepoConfig::from_bytes(&bytes).map_err(|e| match e {
+                ConfigError::WrongKey => EngineError::WrongKey,
+                other => EngineError::damaged("the repository config (file `config`)", other),
+            })
         })
     }
 
@@ -171,9 +174,11 @@ impl Repository {
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let path = format!("{SNAPSHOTS}/{}", id.to_hex());
-        let bytes = self.read_named(&path, id)?;
-        open_object(&self.keys, ObjectKind::Snapshot, &bytes)
-            .map_err(|e| EngineError::damaged(format!("snapshot {}", id.short()), e))
+        reread_on_damage(|| {
+            let bytes = self.read_named(&path, id)?;
+            open_object(&self.keys, ObjectKind::Snapshot, &bytes)
+                .map_err(|e| EngineError::damaged(format!("snapshot {}", id.short()), e))
+        })
     }
 
     /// Applies `f` to every item, with as many running at once as the storage takes downloads;
@@ -268,9 +273,11 @@ impl Repository {
 
     pub(crate) fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
         let path = format!("{INDEX}/{}", id.to_hex());
-        let bytes = self.read_named(&path, id)?;
-        open_object(&self.keys, ObjectKind::Index, &bytes)
-            .map_err(|e| EngineError::damaged(path, e))
+        reread_on_damage(|| {
+            let bytes = self.read_named(&path, id)?;
+            open_object(&self.keys, ObjectKind::Index, &bytes)
+                .map_err(|e| EngineError::damaged(&path, e))
+        })
     }
 
     /// The union of all index files.
@@ -305,9 +312,11 @@ impl Repository {
         }
         let (pack, _) = index.pack(loc);
         let path = pack_path(&pack);
-        let sealed = self.read_pack_range(&pack, loc.offset as u64, loc.length as u64)?;
-        open_blob(&self.keys, kind, id, &sealed, loc.raw_length as usize)
-            .map_err(|e| EngineError::damaged(format!("{path} (blob {})", id.short()), e))
+        reread_on_damage(|| {
+            let sealed = self.read_pack_range(&pack, loc.offset as u64, loc.length as u64)?;
+            open_blob(&self.keys, kind, id, &sealed, loc.raw_length as usize)
+                .map_err(|e| EngineError::damaged(format!("{path} (blob {})", id.short()), e))
+        })
     }
 
     /// Reads `len` bytes at `offset` of a pack; a missing or short pack is damage, named.
@@ -335,3 +344,27 @@ impl Repository {
         Ok(tree)
     }
 }
+
+/// Runs `attempt` (a read and the authentication of what it read) again when it finds damage,
+/// up to [`READ_ATTEMPTS`] times in all. Bytes can be corrupted on their way from sound storage
+/// (a faulty proxy, network card or RAM): such an answer fails authentication and is never used;
+/// only damage found every time is reported as damage. A config that says the key is wrong is
+/// confirmed the same way.
+pub(crate) fn reread_on_damage<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 1;
+    loop {
+        match attempt() {
+            Err(e)
+                if tries < READ_ATTEMPTS
+                    && (e.is_damage() || matches!(e, EngineError::WrongKey)) =>
+            {
+                tracing::warn!("{e}; reading it again in case it was damaged on the way");
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How many times an object that fails authentication is read before it is called damaged.
+pub const READ_ATTEMPTS: u32 = 3;

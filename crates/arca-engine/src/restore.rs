@@ -27,7 +27,7 @@ use arca_format::tree::{Content, Node};
 use crate::browse::components;
 use crate::index::{Location, MasterIndex};
 use crate::progress::Counters;
-use crate::repo::{Repository, pack_path};
+use crate::repo::{Repository, pack_path, reread_on_damage};
 use crate::{EngineError, Result};
 
 #[derive(Clone, Debug)]
@@ -446,24 +446,36 @@ fn restore_file(
             let first = locs[0].offset as u64;
             let last = locs.last().expect("run is not empty");
             let len = last.offset as u64 + last.length as u64 - first;
-            let bytes = repo.read_pack_range(&pack, first, len)?;
-            for (id, loc) in ids.iter().zip(&locs) {
-                if loc.kind != BlobKind::Data {
-                    return Err(EngineError::damaged(
-                        format!("blob {}", id.short()),
-                        "the index lists a tree where file data was expected",
-                    ));
+            // The whole run is authenticated before any of it is written, so that a run read
+            // again after a corrupted answer is written once.
+            let plains = reread_on_damage(|| {
+                let bytes = repo.read_pack_range(&pack, first, len)?;
+                let mut plains = Vec::with_capacity(ids.len());
+                for (id, loc) in ids.iter().zip(&locs) {
+                    if loc.kind != BlobKind::Data {
+                        return Err(EngineError::damaged(
+                            format!("blob {}", id.short()),
+                            "the index lists a tree where file data was expected",
+                        ));
+                    }
+                    let at = (loc.offset as u64 - first) as usize;
+                    let sealed = &bytes[at..at + loc.length as usize];
+                    plains.push(
+                        open_blob(
+                            repo.keys(),
+                            BlobKind::Data,
+                            id,
+                            sealed,
+                            loc.raw_length as usize,
+                        )
+                        .map_err(|e| {
+                            EngineError::damaged(format!("{ppath} (blob {})", id.short()), e)
+                        })?,
+                    );
                 }
-                let at = (loc.offset as u64 - first) as usize;
-                let sealed = &bytes[at..at + loc.length as usize];
-                let plain = open_blob(
-                    repo.keys(),
-                    BlobKind::Data,
-                    id,
-                    sealed,
-                    loc.raw_length as usize,
-                )
-                .map_err(|e| EngineError::damaged(format!("{ppath} (blob {})", id.short()), e))?;
+                Ok(plains)
+            })?;
+            for plain in plains {
                 f.write_all(&plain).map_err(|e| EngineError::io(&tmp, e))?;
                 written += plain.len() as u64;
                 counters.add(0, plain.len() as u64);
