@@ -205,11 +205,24 @@ pub fn backup(
         .map(|s| s.id);
 
     let old_cache = FileCache::load(opts.cache_dir.as_ref().map(|d| d.join("files")).as_deref());
-    let tmp_dir = match &opts.cache_dir {
+    let own_tmp = std::env::temp_dir().join(format!("arca-{}", std::process::id()));
+    let mut tmp_dir = match &opts.cache_dir {
         Some(d) => d.join("tmp"),
-        None => std::env::temp_dir().join(format!("arca-{}", std::process::id())),
+        None => own_tmp.clone(),
     };
-    std::fs::create_dir_all(&tmp_dir).map_err(|e| EngineError::io(&tmp_dir, e))?;
+    if let Err(e) = std::fs::create_dir_all(&tmp_dir) {
+        if tmp_dir == own_tmp {
+            return Err(EngineError::io(&tmp_dir, e));
+        }
+        // The cache is optional: when its folder cannot be written (a full disk, a read-only
+        // config dir), temporary copies go to the system's temporary folder.
+        tracing::warn!(
+            "cannot use {} ({e}); using the system's temporary folder",
+            tmp_dir.display()
+        );
+        tmp_dir = own_tmp.clone();
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| EngineError::io(&tmp_dir, e))?;
+    }
 
     let shared = Shared::default();
     let workers = opts.workers.max(1);
@@ -267,7 +280,7 @@ pub fn backup(
         }
         (root, walker)
     });
-    if opts.cache_dir.is_none() {
+    if tmp_dir == own_tmp {
         let _ = std::fs::remove_dir_all(&tmp_dir);
     }
     if let Some(e) = shared.take() {
