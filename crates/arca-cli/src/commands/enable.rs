@@ -92,6 +92,9 @@ pub fn run(ctx: &Ctx, args: EnableArgs) -> Result<i32> {
         None => {
             let key = key.unwrap_or_else(BackupKey::generate);
             let (chunker, pack_size) = tuning()?;
+            // The device keeps the key before the repository exists: a config dir that cannot
+            // be written must not leave behind a backup whose key nobody has.
+            ctx.device.store_key(&key)?;
             (
                 Repository::init_with(storage, &key, chunker, pack_size)?,
                 key,
@@ -100,10 +103,11 @@ pub fn run(ctx: &Ctx, args: EnableArgs) -> Result<i32> {
         }
         Some(_) => {
             let key = key.expect("checked above");
-            (Repository::open(storage, &key)?, key, false)
+            let repo = Repository::open(storage, &key)?;
+            ctx.device.store_key(&key)?;
+            (repo, key, false)
         }
     };
-    ctx.device.store_key(&key)?;
     let mut state = DeviceState {
         repo: Some(ctx.repo_url.clone()),
         repo_id: Some(repo.id_hex()),
