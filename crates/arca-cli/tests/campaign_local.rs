@@ -524,7 +524,7 @@ fn clock_jumps_backwards() {
         StdRng::seed_from_u64(1000 + i).fill_bytes(&mut v);
         fs::write(src.join("sub").join(format!("big{i}")), v).unwrap();
     }
-    let mut child = faked(&env, &lib, &offset, &["backup", &src_arg])
+    let child = faked(&env, &lib, &offset, &["backup", &src_arg])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
