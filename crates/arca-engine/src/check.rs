@@ -140,6 +140,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
             }
         }
     }
+    // Temporary uploads that interrupted runs left (WebDAV, SFTP, a local folder).
+    if let Some(note) = repo.storage().temporaries_note() {
+        report.notes.push(note);
+    }
     report.packs = stored.len();
     report.blobs = index.blob_count();
 

@@ -17,6 +17,7 @@ mod meter;
 mod settings;
 mod stats;
 mod throttle;
+mod tls;
 mod url;
 
 use std::sync::Arc;
@@ -40,6 +41,43 @@ pub struct Listed {
     pub size: u64,
 }
 
+/// Where uploads are written before they are renamed into place: arca's own temporary uploads
+/// on SFTP and WebDAV, and OpenDAL's on a local folder.
+pub const TEMPORARY_DIR: &str = ".tmp/";
+
+/// How old a temporary upload must be (by the server's last-modified time) before it is taken
+/// for one a killed run left behind and removed. An upload in progress, from this device or
+/// another one backing up into the same repository, is younger: one pack takes minutes at most
+/// (a stalled transfer is abandoned after `ARCA_TIMEOUT`), and a day also covers any plausible
+/// difference between the server's clock and this device's.
+pub const STALE_TEMPORARY_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// A temporary upload found in [`TEMPORARY_DIR`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Temporary {
+    pub path: String,
+    pub size: u64,
+    /// Time since the server last modified it; `None` if the server does not say.
+    pub age: Option<Duration>,
+}
+
+impl Temporary {
+    /// Whether it is old enough to be a leftover of a killed run (never when its age is unknown).
+    pub fn is_stale(&self) -> bool {
+        self.age.is_some_and(|a| a >= STALE_TEMPORARY_AGE)
+    }
+}
+
+/// What a sweep of [`TEMPORARY_DIR`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Stale temporary uploads removed.
+    pub removed: usize,
+    pub removed_bytes: u64,
+    /// Younger ones (or of unknown age) left alone.
+    pub kept: usize,
+}
+
 /// A repository's storage.
 #[derive(Clone)]
 pub struct Storage {
@@ -53,6 +91,10 @@ pub struct Storage {
     download: Option<Arc<Limiter>>,
     /// Write under a temporary name, then rename (servers that store a write as it arrives).
     rename_into_place: bool,
+    /// Whether this kind of storage has a [`TEMPORARY_DIR`] to sweep.
+    has_temporaries: bool,
+    /// Stale temporary uploads are removed before this storage's first write.
+    swept: Arc<std::sync::Once>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -102,10 +144,13 @@ impl Storage {
         let mut op = op;
         if http {
             opendal::install_default();
+            let section = url.kind();
+            let ca_file = settings.get(section, "ca_file")?;
             let transport = meter::MeteredTransport {
-                inner: opendal::HttpTransporter::default(),
+                inner: tls::transport(section, ca_file.as_deref())?,
                 stats: stats.clone(),
                 limit_download: download.clone(),
+                cert: tls::CertHint::new(section, ca_file.is_some()),
             };
             let ctx = op
                 .base_context()
@@ -150,6 +195,11 @@ impl Storage {
             op,
             rt: Arc::new(rt),
             rename_into_place: matches!(url, StorageUrl::Sftp { .. } | StorageUrl::WebDav { .. }),
+            has_temporaries: matches!(
+                url,
+                StorageUrl::Sftp { .. } | StorageUrl::WebDav { .. } | StorageUrl::File(_)
+            ),
+            swept: Arc::new(std::sync::Once::new()),
             url,
             stats,
             transfers,
@@ -240,7 +290,12 @@ impl Storage {
     /// temporary file, fsyncs and renames it; S3 and the drives store an upload whole; on SFTP
     /// and WebDAV, whose servers may store an upload as it arrives, arca writes under a
     /// temporary name in `.tmp/` and renames the file into place.
+    ///
+    /// The first write through a `Storage` first removes stale temporary uploads (see
+    /// [`Storage::sweep_temporaries`]), so the next backup after a killed one cleans up after
+    /// it; commands that only read never delete anything.
     pub fn write(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.sweep_once();
         let n = data.len() as u64;
         let booked = self.upload.as_ref().map(|l| l.book(n));
         if let Some((start, _)) = booked {
@@ -307,6 +362,107 @@ impl Storage {
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    /// Removes stale temporary uploads, once per `Storage`, before its first write.
+    fn sweep_once(&self) {
+        if !self.has_temporaries {
+            return;
+        }
+        self.swept.call_once(|| match self.sweep_temporaries() {
+            Ok(s) if s.removed > 0 => tracing::info!(
+                "removed {} temporary uploads ({} bytes) that interrupted runs left in {TEMPORARY_DIR}",
+                s.removed,
+                s.removed_bytes
+            ),
+            Ok(_) => {}
+            // Cleaning up is not worth failing a backup for; the next one tries again.
+            Err(e) => tracing::warn!("cannot clean up {TEMPORARY_DIR}: {e}"),
+        });
+    }
+
+    /// The temporary uploads in [`TEMPORARY_DIR`], with their ages by the server's clock.
+    pub fn temporaries(&self) -> Result<Vec<Temporary>> {
+        if !self.has_temporaries {
+            return Ok(Vec::new());
+        }
+        let entries = match self
+            .rt
+            .block_on(async { self.op.list_with(TEMPORARY_DIR).recursive(true).await })
+        {
+            Ok(e) => e,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(TEMPORARY_DIR, "list", e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        for e in entries {
+            if e.metadata().is_dir() {
+                continue;
+            }
+            let (mut size, mut modified) =
+                (e.metadata().content_length(), e.metadata().last_modified());
+            if modified.is_none() {
+                // Some services leave the time out of listings.
+                match self.rt.block_on(self.op.stat(e.path())) {
+                    Ok(m) => (size, modified) = (m.content_length(), m.last_modified()),
+                    // Renamed into place meanwhile.
+                    Err(err) if err.kind() == opendal::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(self.err(e.path(), "stat", err)),
+                }
+            }
+            // A time in the future (clocks apart) counts as new.
+            let age = modified.map(|t| {
+                now.duration_since(std::time::SystemTime::from(t))
+                    .unwrap_or(Duration::ZERO)
+            });
+            out.push(Temporary {
+                path: e.path().to_string(),
+                size,
+                age,
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// A line for `arca check` about the temporary uploads, if there are any (or if they cannot
+    /// be listed).
+    pub fn temporaries_note(&self) -> Option<String> {
+        let t = match self.temporaries() {
+            Ok(t) if t.is_empty() => return None,
+            Ok(t) => t,
+            Err(e) => return Some(format!("cannot list the temporary uploads: {e}")),
+        };
+        let bytes: u64 = t.iter().map(|t| t.size).sum();
+        let stale = t.iter().filter(|t| t.is_stale()).count();
+        let hours = STALE_TEMPORARY_AGE.as_secs() / 3600;
+        Some(format!(
+            "{} temporary uploads in {TEMPORARY_DIR} ({bytes} bytes), {stale} of them older than {hours} h: left by interrupted runs (harmless); the next backup removes those older than {hours} h, and keeps younger ones, which a backup still running may be writing",
+            t.len()
+        ))
+    }
+
+    /// Removes the temporary uploads older than [`STALE_TEMPORARY_AGE`]: what runs killed
+    /// mid-upload left behind. Younger ones may belong to a run still going (on this device or
+    /// another) and are kept.
+    pub fn sweep_temporaries(&self) -> Result<Sweep> {
+        let mut sweep = Sweep::default();
+        for t in self.temporaries()? {
+            if !t.is_stale() {
+                sweep.kept += 1;
+                continue;
+            }
+            match self.rt.block_on(self.op.delete(&t.path)) {
+                Ok(()) => {
+                    sweep.removed += 1;
+                    sweep.removed_bytes += t.size;
+                }
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err(&t.path, "delete", e)),
+            }
+        }
+        Ok(sweep)
     }
 
     pub fn delete(&self, path: &str) -> Result<()> {
@@ -475,6 +631,117 @@ mod tests {
         }
         assert_eq!(s.list("data").unwrap().len(), 20);
         assert!(s.stats().retries > 5, "{:?}", s.stats());
+    }
+
+    #[test]
+    fn stale_temporary_uploads_are_swept_before_the_first_write_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+        assert!(s.temporaries().unwrap().is_empty());
+        assert_eq!(s.temporaries_note(), None);
+        let tmp = dir.path().join(".tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let plant = |name: &str, len: usize, hours: u64| {
+            let p = tmp.join(name);
+            let f = std::fs::File::create(&p).unwrap();
+            f.set_len(len as u64).unwrap();
+            f.set_modified(std::time::SystemTime::now() - Duration::from_secs(hours * 3600))
+                .unwrap();
+            p
+        };
+        let old = plant("data_aa_aa.1", 100, 30);
+        let recent = plant("data_bb_bb.2", 10, 23);
+        let t = s.temporaries().unwrap();
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(
+            t.iter().map(|t| (t.size, t.is_stale())).collect::<Vec<_>>(),
+            vec![(100, true), (10, false)]
+        );
+        let note = s.temporaries_note().unwrap();
+        assert!(
+            note.contains("2 temporary uploads") && note.contains("1 of them older than 24 h"),
+            "{note}"
+        );
+        // listing and reading never remove anything
+        s.list("data").unwrap();
+        assert!(old.exists());
+        s.write("snapshots/x", vec![1; 10]).unwrap();
+        assert!(!old.exists() && recent.exists());
+        // once per Storage: a later write does not list .tmp again
+        let again = plant("data_cc_cc.3", 5, 48);
+        s.write("snapshots/y", vec![2; 10]).unwrap();
+        assert!(again.exists());
+        // a new Storage (the next backup) does
+        let s2 = Storage::open(&format!("file://{}", dir.path().display())).unwrap();
+        let sweep = s2.sweep_temporaries().unwrap();
+        assert_eq!(
+            sweep,
+            Sweep {
+                removed: 1,
+                removed_bytes: 5,
+                kept: 1
+            }
+        );
+        assert!(!again.exists() && recent.exists());
+        // services without temporary uploads have none to list
+        assert!(
+            Storage::open("memory://")
+                .unwrap()
+                .temporaries()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "webdavs://dav.example/arca";
+        let missing = dir.path().join("missing.pem");
+        let e = Storage::open_with(
+            url,
+            &settings("", &[("ARCA_WEBDAV_CA_FILE", missing.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("missing.pem") && e.contains("cannot be read"),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let e = Storage::open_with(
+            url,
+            &settings(
+                &format!("[webdav]\nca_file = {:?}\n", junk.to_str().unwrap()),
+                &[],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("holds no certificate") && e.contains("ARCA_WEBDAV_CA_FILE"),
+            "{e}"
+        );
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, ca.cert.pem()).unwrap();
+        Storage::open_with(
+            url,
+            &settings("", &[("ARCA_WEBDAV_CA_FILE", good.to_str().unwrap())]),
+        )
+        .unwrap();
+        Storage::open_with(
+            "s3://bucket/x",
+            &settings(
+                &format!(
+                    "[s3]\nendpoint = \"https://minio.lan:9000\"\nca_file = {:?}\n",
+                    good.to_str().unwrap()
+                ),
+                &[],
+            ),
+        )
+        .unwrap();
     }
 
     #[test]

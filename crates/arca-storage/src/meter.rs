@@ -331,13 +331,19 @@ pub(crate) struct MeteredTransport {
     pub inner: HttpTransporter,
     pub stats: Arc<Stats>,
     pub limit_download: Option<Arc<Limiter>>,
+    /// What to say when a server's TLS certificate is refused.
+    pub cert: crate::tls::CertHint,
 }
 
 impl HttpTransport for MeteredTransport {
     async fn fetch(&self, req: http::Request<Buffer>) -> Result<http::Response<HttpBody>> {
         self.stats.request();
         self.stats.sent(req.body().len() as u64);
-        let resp = self.inner.fetch(req).await?;
+        let resp = self
+            .inner
+            .fetch(req)
+            .await
+            .map_err(|e| self.cert.explain(e))?;
         let (parts, body) = resp.into_parts();
         let stats = self.stats.clone();
         let limiter = self.limit_download.clone();
