@@ -382,6 +382,14 @@ impl Vault {
                 "the head MAC must be 32 bytes".into(),
             ));
         }
+        // The stores keep the sequence number as a signed 64-bit integer: a larger one would be
+        // stored negative, and the register could then be moved back.
+        if i64::try_from(head.seq).is_err() {
+            return Err(VaultError::BadRequest(format!(
+                "the head sequence number must be at most {}",
+                i64::MAX
+            )));
+        }
         self.store.set_head(account, head)
     }
 

@@ -1047,3 +1047,58 @@ fn startup_refuses_what_it_must() {
         .expect("another master key does not open the vault");
     assert!(e.contains("master key"), "{e}");
 }
+
+/// Found while reading the code for the schemathesis campaign (docs/RELIABILITY.md): the stores
+/// keep the head's sequence number as a signed 64-bit integer, so a sequence number of 2^63 or
+/// more was stored negative, and a lower one was then accepted: the register moved back.
+#[test]
+fn a_head_sequence_number_beyond_i64_is_refused_and_cannot_move_the_register_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let t = server.http("olga");
+    let k = BackupKey::generate();
+    let repo = [9u8; 16];
+    t.set_head(&Head {
+        seq: 7,
+        mac: head_mac(&k, &repo, 7),
+    })
+    .unwrap();
+    for seq in [1u64 << 63, u64::MAX] {
+        let body = serde_json::to_vec(&Head {
+            seq,
+            mac: head_mac(&k, &repo, seq),
+        })
+        .unwrap();
+        let a = raw(
+            "PUT",
+            &format!("{}/v1/accounts/olga/head", server.url),
+            Some(&bearer("olga")),
+            Some(&body),
+        );
+        assert_eq!((a.status, a.error().error.as_str()), (400, "bad_request"));
+        assert_eq!(t.head().unwrap().unwrap().seq, 7);
+    }
+    // the register still refuses to move back
+    assert!(matches!(
+        t.set_head(&Head {
+            seq: 6,
+            mac: head_mac(&k, &repo, 6),
+        }),
+        Err(VaultError::HeadBehind { current: 7 })
+    ));
+    // the largest sequence number the document allows is stored and read back as given
+    let max = i64::MAX as u64;
+    t.set_head(&Head {
+        seq: max,
+        mac: head_mac(&k, &repo, max),
+    })
+    .unwrap();
+    assert_eq!(t.head().unwrap().unwrap().seq, max);
+    assert!(matches!(
+        t.set_head(&Head {
+            seq: 8,
+            mac: head_mac(&k, &repo, 8),
+        }),
+        Err(VaultError::HeadBehind { current }) if current == max
+    ));
+}

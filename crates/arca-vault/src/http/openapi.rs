@@ -6,13 +6,55 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
+/// Unpadded base64url as the server decodes it: whole groups of four characters, then two or
+/// three more whose unused low bits are zero (a length of 4n + 1 is never base64).
+pub const B64_PATTERN: &str =
+    "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$";
+
+/// The length of `n` bytes in unpadded base64.
+const fn b64_chars(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
 fn b64(description: &str) -> Value {
     json!({
         "type": "string",
         "contentEncoding": "base64url",
-        "pattern": "^[A-Za-z0-9_-]*$",
+        "pattern": B64_PATTERN,
         "description": format!("{description} (unpadded base64url)"),
     })
+}
+
+/// Binary of exactly `n` bytes.
+fn b64_exact(description: &str, n: usize) -> Value {
+    let mut v = b64(&format!("{description}, {n} bytes"));
+    v["minLength"] = json!(b64_chars(n));
+    v["maxLength"] = json!(b64_chars(n));
+    v
+}
+
+/// Binary of `min..=max` bytes.
+fn b64_range(description: &str, min: usize, max: usize) -> Value {
+    let mut v = b64(&format!("{description}, {min} to {max} bytes"));
+    v["minLength"] = json!(b64_chars(min));
+    v["maxLength"] = json!(b64_chars(max));
+    v
+}
+
+/// The sizes of the OPAQUE messages of the vault's suite (ristretto255, SHA-512), checked
+/// against real messages by a test.
+pub mod sizes {
+    pub const REGISTRATION_REQUEST: usize = 32;
+    pub const REGISTRATION_RESPONSE: usize = 64;
+    pub const REGISTRATION_UPLOAD: usize = 192;
+    pub const CREDENTIAL_REQUEST: usize = 96;
+    pub const CREDENTIAL_RESPONSE: usize = 320;
+    pub const CREDENTIAL_FINALIZATION: usize = 64;
+    pub const LOGIN_ID: usize = 16;
+    pub const CHANGE_TICKET: usize = 32;
+    pub const KEY_PROOF: usize = 32;
+    pub const HEAD_MAC: usize = 32;
+    pub const ENVELOPE_MAX: usize = 1024;
 }
 
 fn error(description: &str) -> Value {
@@ -201,29 +243,29 @@ fn build() -> Value {
                 },
                 "RegistrationStartRequest": {
                     "type": "object", "required": ["request"], "additionalProperties": false,
-                    "properties": { "request": b64("OPAQUE RegistrationRequest") }
+                    "properties": { "request": b64_exact("OPAQUE RegistrationRequest", sizes::REGISTRATION_REQUEST) }
                 },
                 "RegistrationStartResponse": {
                     "type": "object", "required": ["response"],
-                    "properties": { "response": b64("OPAQUE RegistrationResponse") }
+                    "properties": { "response": b64_exact("OPAQUE RegistrationResponse", sizes::REGISTRATION_RESPONSE) }
                 },
                 "ChangeProof": {
                     "description": "How a password change proves the right to replace the record.",
                     "oneOf": [
                         { "type": "object", "required": ["ticket"], "additionalProperties": false,
-                          "properties": { "ticket": b64("the change_ticket of a login finish") } },
+                          "properties": { "ticket": b64_exact("the change_ticket of a login finish", sizes::CHANGE_TICKET) } },
                         { "type": "object", "required": ["key_proof"], "additionalProperties": false,
-                          "properties": { "key_proof": b64("the key proof derived from K") } }
+                          "properties": { "key_proof": b64_exact("the key proof derived from K", sizes::KEY_PROOF) } }
                     ]
                 },
                 "RegistrationFinishRequest": {
                     "type": "object", "required": ["upload", "envelope", "ksf"], "additionalProperties": false,
                     "properties": {
-                        "upload": b64("OPAQUE RegistrationUpload"),
-                        "envelope": b64("K sealed under a key derived from the OPAQUE export key (1-1024 bytes)"),
+                        "upload": b64_exact("OPAQUE RegistrationUpload", sizes::REGISTRATION_UPLOAD),
+                        "envelope": b64_range("K sealed under a key derived from the OPAQUE export key", 1, sizes::ENVELOPE_MAX),
                         "ksf": { "$ref": "#/components/schemas/KsfParams" },
                         "guess_limit": { "type": ["integer", "null"], "description": "wrong guesses allowed (default 10, within the vault's bounds)" },
-                        "key_proof_hash": { "oneOf": [b64("BLAKE3 of the key proof (32 bytes)"), { "type": "null" }] },
+                        "key_proof_hash": { "oneOf": [b64_exact("BLAKE3 of the key proof", 32), { "type": "null" }] },
                         "change": { "oneOf": [{ "$ref": "#/components/schemas/ChangeProof" }, { "type": "null" }] }
                     }
                 },
@@ -233,13 +275,13 @@ fn build() -> Value {
                 },
                 "LoginStartRequest": {
                     "type": "object", "required": ["request"], "additionalProperties": false,
-                    "properties": { "request": b64("OPAQUE CredentialRequest (KE1)") }
+                    "properties": { "request": b64_exact("OPAQUE CredentialRequest (KE1)", sizes::CREDENTIAL_REQUEST) }
                 },
                 "LoginStartResponse": {
                     "type": "object", "required": ["login_id", "response", "guesses_left", "ksf"],
                     "properties": {
-                        "login_id": b64("names this login for its finish (16 bytes)"),
-                        "response": b64("OPAQUE CredentialResponse (KE2)"),
+                        "login_id": b64_exact("names this login for its finish", sizes::LOGIN_ID),
+                        "response": b64_exact("OPAQUE CredentialResponse (KE2)", sizes::CREDENTIAL_RESPONSE),
                         "guesses_left": { "type": "integer", "description": "after charging this one" },
                         "ksf": { "$ref": "#/components/schemas/KsfParams" }
                     }
@@ -247,23 +289,26 @@ fn build() -> Value {
                 "LoginFinishRequest": {
                     "type": "object", "required": ["login_id", "finalization"], "additionalProperties": false,
                     "properties": {
-                        "login_id": b64("from the login start"),
-                        "finalization": b64("OPAQUE CredentialFinalization (KE3); empty to report a failed login")
+                        "login_id": b64_exact("from the login start", sizes::LOGIN_ID),
+                        "finalization": { "oneOf": [
+                            b64_exact("OPAQUE CredentialFinalization (KE3)", sizes::CREDENTIAL_FINALIZATION),
+                            { "const": "", "description": "empty, to report a login the device could not finish (a failed guess)" }
+                        ] }
                     }
                 },
                 "LoginFinishResponse": {
                     "type": "object", "required": ["sealed_envelope", "change_ticket", "guesses_left"],
                     "properties": {
                         "sealed_envelope": b64("the envelope sealed under a key derived from the session key, AAD = login_id"),
-                        "change_ticket": b64("single-use permission to replace the record (32 bytes)"),
+                        "change_ticket": b64_exact("single-use permission to replace the record", sizes::CHANGE_TICKET),
                         "guesses_left": { "type": "integer" }
                     }
                 },
                 "Head": {
                     "type": "object", "required": ["seq", "mac"], "additionalProperties": false,
                     "properties": {
-                        "seq": { "type": "integer", "minimum": 0, "description": "the newest snapshot's sequence number" },
-                        "mac": b64("MAC over the sequence number with a K-derived key (32 bytes)")
+                        "seq": { "type": "integer", "minimum": 0, "maximum": 9223372036854775807_i64, "description": "the newest snapshot's sequence number" },
+                        "mac": b64_exact("MAC over the sequence number with a K-derived key", sizes::HEAD_MAC)
                     }
                 },
                 "AccountStatus": {
@@ -328,6 +373,96 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The lengths the document gives are those of real messages, and real messages match the
+    /// base64url pattern.
+    #[test]
+    fn sizes_are_those_of_real_messages() {
+        use opaque_ke::{
+            ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+            ClientRegistrationFinishParameters, Identifiers, ServerLogin, ServerLoginParameters,
+            ServerRegistration, ServerSetup,
+        };
+        use rand_core::OsRng;
+
+        use crate::suite::Suite;
+
+        let argon = KsfParams {
+            m_kib: 8,
+            t: 1,
+            p: 1,
+        }
+        .argon2()
+        .unwrap();
+        let setup = ServerSetup::<Suite>::new(&mut OsRng);
+        let reg = ClientRegistration::<Suite>::start(&mut OsRng, b"pw").unwrap();
+        let resp = ServerRegistration::<Suite>::start(&setup, reg.message.clone(), b"a").unwrap();
+        let fin = reg
+            .state
+            .finish(
+                &mut OsRng,
+                b"pw",
+                resp.message.clone(),
+                ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
+            )
+            .unwrap();
+        let file = ServerRegistration::<Suite>::finish(fin.message.clone());
+        let login = ClientLogin::<Suite>::start(&mut OsRng, b"pw").unwrap();
+        let ke2 = ServerLogin::start(
+            &mut OsRng,
+            &setup,
+            Some(file),
+            login.message.clone(),
+            b"a",
+            ServerLoginParameters::default(),
+        )
+        .unwrap();
+        let ke3 = login
+            .state
+            .finish(
+                &mut OsRng,
+                b"pw",
+                ke2.message.clone(),
+                ClientLoginFinishParameters::new(None, Identifiers::default(), Some(&argon)),
+            )
+            .unwrap();
+        let real = [
+            (reg.message.serialize().len(), sizes::REGISTRATION_REQUEST),
+            (resp.message.serialize().len(), sizes::REGISTRATION_RESPONSE),
+            (fin.message.serialize().len(), sizes::REGISTRATION_UPLOAD),
+            (login.message.serialize().len(), sizes::CREDENTIAL_REQUEST),
+            (ke2.message.serialize().len(), sizes::CREDENTIAL_RESPONSE),
+            (
+                ke3.message.serialize().len(),
+                sizes::CREDENTIAL_FINALIZATION,
+            ),
+        ];
+        for (got, documented) in real {
+            assert_eq!(got, documented);
+        }
+        let pattern = B64_PATTERN;
+        // No regex engine here: check the pattern's rules by hand on encodings of every length
+        // mod 3, and that the document uses the constant.
+        for n in 0..8 {
+            let text = crate::wire::b64::encode(&vec![0xffu8; n]);
+            assert_eq!(text.len(), b64_chars(n));
+            let tail = &text[text.len() - text.len() % 4..];
+            match tail.len() {
+                0 => {}
+                2 => assert!("AQgw".contains(&tail[1..])),
+                3 => assert!("AEIMQUYcgkosw048".contains(&tail[2..])),
+                other => panic!("a tail of {other}"),
+            }
+        }
+        assert_eq!(
+            document()["components"]["schemas"]["Head"]["properties"]["mac"]["pattern"],
+            pattern
+        );
+        assert_eq!(
+            document()["components"]["schemas"]["Head"]["properties"]["mac"]["maxLength"],
+            43
+        );
     }
 
     /// Every field a wire type serializes is a documented property of its schema.
