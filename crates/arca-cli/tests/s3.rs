@@ -1,4 +1,5 @@
-//! arca against a real S3 server (moto on a loopback port): the full cycle, what the provider
+//! arca against a real S3 server (moto on a loopback port): the full cycle (also over HTTPS
+//! with a certificate from a private CA, named in the storage config file), what the provider
 //! can see, a backup killed mid-way that resumes without sending again what arrived, a restore
 //! interrupted halfway that keeps what it had restored, and the bandwidth limits.
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use servers::{Arca, S3, random_bytes, restored, tree};
+use servers::{Arca, S3, TestCa, random_bytes, restored, tree};
 
 fn setup(bucket: &str) -> Option<(S3, tempfile::TempDir, Arca)> {
     let s3 = S3::start()?;
@@ -25,6 +26,49 @@ fn backup_incremental_restore_and_check() {
         return;
     };
     servers::cycle(&arca, &dir.path().join("src"));
+}
+
+#[test]
+fn over_https_with_a_private_ca_backup_incremental_restore_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&dir.path().join("ca"));
+    let Some(s3) = S3::start_tls(&ca) else {
+        return;
+    };
+    s3.create_bucket("tls");
+    let env = s3.env();
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "ARCA_S3_ENDPOINT" && v.starts_with("https://"))
+    );
+
+    // Without the CA: a clear, permanent error, and nothing written.
+    let untrusting = Arca::new(&dir.path().join("no-ca"), "s3://tls/me".into(), env.clone());
+    let t0 = Instant::now();
+    let out = untrusting.run(&["enable", "--key"]);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", servers::show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("certificate is not trusted") && err.contains("ARCA_S3_CA_FILE"),
+        "{err}"
+    );
+    assert!(s3.objects().is_empty(), "{:?}", s3.objects());
+
+    // With the CA, from the storage config file.
+    let arca = Arca::new(dir.path(), "s3://tls/me".into(), env);
+    std::fs::create_dir_all(dir.path().join("device")).unwrap();
+    std::fs::write(
+        dir.path().join("device/storage.toml"),
+        format!("[s3]\nca_file = {:?}\n", ca.ca.display().to_string()),
+    )
+    .unwrap();
+    servers::cycle(&arca, &dir.path().join("src"));
+    assert!(
+        s3.objects().iter().any(|(_, k, _)| k == "me/config"),
+        "{:?}",
+        s3.objects()
+    );
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! stopped when dropped: an S3 server (moto, from PyPI), a WebDAV server (`rclone serve
 //! webdav`), an SSH server (OpenSSH's sshd, with a generated host key and a test user key).
 //!
+//! The HTTP servers can also serve HTTPS with a certificate from a private CA made by the test
+//! ([`TestCa`]), as self-hosted servers do.
+//!
 //! A test whose server program is missing is skipped with a loud message, unless
 //! `ARCA_REQUIRE_SERVERS=1` (set by `.ci/run`, which installs them all): then it fails.
 
@@ -73,6 +76,48 @@ impl Drop for Proc {
     }
 }
 
+/// A private CA and a server certificate it signed for 127.0.0.1 and localhost, as PEM files.
+pub struct TestCa {
+    /// The CA's certificate: what a client must be told to trust.
+    pub ca: PathBuf,
+    /// The server's certificate and private key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new(dir: &Path) -> TestCa {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "arca test private CA");
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = p.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut p =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        let t = TestCa {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        };
+        std::fs::write(&t.ca, ca.pem()).unwrap();
+        std::fs::write(&t.cert, cert.pem()).unwrap();
+        std::fs::write(&t.key, key.serialize_pem()).unwrap();
+        t
+    }
+}
+
 /// One HTTP/1.0 request to moto, unsigned; the status and body.
 pub fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -115,22 +160,63 @@ pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
     out
 }
 
-/// An S3 server: moto, in memory.
+/// The moto request above, over HTTPS trusting `ca` (Python's ssl module, which moto's Python
+/// has anyway).
+pub fn https(port: u16, ca: &Path, method: &str, path: &str) -> (u16, Vec<u8>) {
+    const SCRIPT: &str = "import sys, ssl, http.client\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+        c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[2]), context=ctx, timeout=30)\n\
+        c.request(sys.argv[3], sys.argv[4], headers={'Authorization': sys.argv[5], 'Content-Length': '0'})\n\
+        r = c.getresponse()\n\
+        sys.stdout.buffer.write(b'%d\\n' % r.status + r.read())\n";
+    let auth = "AWS4-HMAC-SHA256 Credential=arca-test/20250101/us-east-1/s3/aws4_request, \
+                SignedHeaders=host, Signature=00";
+    let python = which("python3", &[]).expect("python3 (moto's)");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(ca)
+        .arg(port.to_string())
+        .args([method, path, auth])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let nl = out.stdout.iter().position(|&b| b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&out.stdout[..nl]).parse().unwrap();
+    (status, out.stdout[nl + 1..].to_vec())
+}
+
+/// An S3 server: moto, in memory; over HTTPS with a [`TestCa`] certificate if asked.
 pub struct S3 {
     pub port: u16,
+    /// The CA that signed the server's certificate, when it serves HTTPS.
+    pub ca: Option<PathBuf>,
     _proc: Proc,
 }
 
 impl S3 {
     pub fn start() -> Option<S3> {
+        S3::start_with(None)
+    }
+
+    /// moto serving HTTPS with a certificate from `ca`.
+    pub fn start_tls(ca: &TestCa) -> Option<S3> {
+        S3::start_with(Some(ca))
+    }
+
+    fn start_with(tls: Option<&TestCa>) -> Option<S3> {
         let bin = require(
             "moto_server",
             which("moto_server", &[]),
             "pip install 'moto[server]'",
         )?;
         let port = free_port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut cmd = Command::new(bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(t) = tls {
+            cmd.arg("-c").arg(&t.cert).arg("-k").arg(&t.key);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -138,15 +224,28 @@ impl S3 {
             .expect("start moto_server");
         let mut p = Proc { child };
         wait_for_port(port, &mut p.child, "moto_server");
-        Some(S3 { port, _proc: p })
+        Some(S3 {
+            port,
+            ca: tls.map(|t| t.ca.clone()),
+            _proc: p,
+        })
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A request to the server, unsigned.
+    fn request(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        match &self.ca {
+            Some(ca) => https(self.port, ca, method, path),
+            None => http(self.port, method, path),
+        }
     }
 
     pub fn create_bucket(&self, name: &str) {
-        let (st, body) = http(self.port, "PUT", &format!("/{name}"));
+        let (st, body) = self.request("PUT", &format!("/{name}"));
         assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     }
 
@@ -162,7 +261,7 @@ impl S3 {
 
     /// Every object of every bucket: (bucket, key, size).
     pub fn objects(&self) -> Vec<(String, String, u64)> {
-        let (st, body) = http(self.port, "GET", "/");
+        let (st, body) = self.request("GET", "/");
         assert_eq!(st, 200);
         let mut out = Vec::new();
         for bucket in xml_values(&String::from_utf8_lossy(&body), "Name") {
@@ -172,7 +271,7 @@ impl S3 {
                 if let Some(t) = &token {
                     q.push_str(&format!("&continuation-token={t}"));
                 }
-                let (st, body) = http(self.port, "GET", &q);
+                let (st, body) = self.request("GET", &q);
                 assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
                 let xml = String::from_utf8_lossy(&body).to_string();
                 let keys = xml_values(&xml, "Key");
@@ -191,28 +290,41 @@ impl S3 {
     }
 
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let (st, body) = http(self.port, "GET", &format!("/{bucket}/{key}"));
+        let (st, body) = self.request("GET", &format!("/{bucket}/{key}"));
         assert_eq!(st, 200, "{bucket}/{key}");
         body
     }
 }
 
-/// A WebDAV server: `rclone serve webdav` over a folder.
+/// A WebDAV server: `rclone serve webdav` over a folder; over HTTPS with a [`TestCa`]
+/// certificate if asked.
 pub struct WebDav {
     pub port: u16,
     pub dir: PathBuf,
     bin: PathBuf,
     proc: Option<Proc>,
+    /// The server's certificate and key, when it serves HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl WebDav {
     pub fn start(dir: &Path) -> Option<WebDav> {
+        WebDav::start_with(dir, None)
+    }
+
+    /// The server, serving HTTPS with a certificate from `ca`.
+    pub fn start_tls(dir: &Path, ca: &TestCa) -> Option<WebDav> {
+        WebDav::start_with(dir, Some(ca))
+    }
+
+    fn start_with(dir: &Path, tls: Option<&TestCa>) -> Option<WebDav> {
         let bin = require("rclone", which("rclone", &[]), "apt-get install -y rclone")?;
         let mut w = WebDav {
             port: free_port(),
             dir: dir.to_path_buf(),
             bin,
             proc: None,
+            tls: tls.map(|t| (t.cert.clone(), t.key.clone())),
         };
         w.restart();
         Some(w)
@@ -226,11 +338,15 @@ impl WebDav {
     /// Starts it again on the same port and folder.
     pub fn restart(&mut self) {
         std::fs::create_dir_all(&self.dir).unwrap();
-        let child = Command::new(&self.bin)
-            .args(["serve", "webdav"])
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["serve", "webdav"])
             .arg(&self.dir)
             .args(["--addr", &format!("127.0.0.1:{}", self.port)])
-            .args(["--config", "/dev/null"])
+            .args(["--config", "/dev/null"]);
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -242,7 +358,12 @@ impl WebDav {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("webdav://127.0.0.1:{}/{path}", self.port)
+        let scheme = if self.tls.is_some() {
+            "webdavs"
+        } else {
+            "webdav"
+        };
+        format!("{scheme}://127.0.0.1:{}/{path}", self.port)
     }
 }
 
@@ -260,6 +381,12 @@ pub struct Sftp {
 
 impl Sftp {
     pub fn start(dir: &Path) -> Option<Sftp> {
+        Sftp::start_with(dir, "", "")
+    }
+
+    /// The server with more lines for its sshd_config, and the client's `ssh` with more
+    /// options (given before OpenDAL's, so they win).
+    pub fn start_with(dir: &Path, sshd_config: &str, ssh_options: &str) -> Option<Sftp> {
         let sshd = require(
             "sshd",
             which("sshd", &["/usr/sbin/sshd"]),
@@ -295,7 +422,7 @@ impl Sftp {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
                  AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n\
-                 Subsystem sftp internal-sftp\n"
+                 Subsystem sftp internal-sftp\n{sshd_config}"
             ),
         )
         .unwrap();
@@ -315,7 +442,7 @@ impl Sftp {
         std::fs::write(
             &wrapper,
             format!(
-                "#!/bin/sh\nexec {} -F {d}/ssh_config \"$@\"\n",
+                "#!/bin/sh\nexec {} -F {d}/ssh_config {ssh_options} \"$@\"\n",
                 ssh.display()
             ),
         )
@@ -351,6 +478,37 @@ impl Sftp {
         )
     }
 
+    /// Where openssh keeps its control sockets for this test (`XDG_STATE_HOME`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// The ssh control masters running for this test's arca: (pid, control socket).
+    pub fn masters(&self) -> Vec<(u32, String)> {
+        let prefix = self.state_dir().join(".ssh-connection");
+        let prefix = prefix.to_string_lossy();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if !args.iter().any(|a| a == "-M") {
+                continue;
+            }
+            if let Some(sock) = args.iter().find(|a| a.starts_with(&*prefix)) {
+                out.push((pid, sock.clone()));
+            }
+        }
+        out
+    }
+
     pub fn env(&self) -> Vec<(String, String)> {
         let path = std::env::var("PATH").unwrap_or_default();
         vec![
@@ -359,9 +517,18 @@ impl Sftp {
             // openssh keeps its control sockets here; short, private, and removed with the test.
             (
                 "XDG_STATE_HOME".into(),
-                self.dir.join("state").display().to_string(),
+                self.state_dir().display().to_string(),
             ),
         ]
+    }
+}
+
+impl Drop for Sftp {
+    /// Stops the ssh masters a killed arca left (they would outlive the test).
+    fn drop(&mut self) {
+        for (pid, _) in self.masters() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
     }
 }
 
