@@ -246,8 +246,9 @@ impl Http {
     }
 }
 
-/// The [`VaultError`] an error answer stands for.
-fn error_from(status: u16, retry_after: Option<u64>, text: &str) -> VaultError {
+/// The [`VaultError`] an error answer stands for. Public only for the fuzz targets.
+#[doc(hidden)]
+pub fn error_from(status: u16, retry_after: Option<u64>, text: &str) -> VaultError {
     let Ok(body) = serde_json::from_str::<ErrorBody>(text) else {
         return VaultError::Unavailable(format!(
             "the vault answered HTTP {status} without an error body (a proxy in between?)"

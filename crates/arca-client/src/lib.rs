@@ -8,6 +8,8 @@ mod protocol;
 mod transport;
 
 pub use envelope::{key_proof, open_envelope, seal_envelope};
+#[doc(hidden)]
+pub use http::error_from;
 pub use http::{Http, token_account};
 pub use protocol::{
     ClientError, Recovered, change_password_with_key, change_password_with_ticket, head_mac,

@@ -25,6 +25,8 @@ pub enum ClientError {
     NotRegistered,
     #[error("the vault asked for Argon2id parameters {0:?}, weaker than this device accepts")]
     WeakKsf(KsfParams),
+    #[error("the vault asked for Argon2id parameters {0:?}, beyond what this device agrees to run")]
+    CostlyKsf(KsfParams),
     #[error("the vault's answer did not verify: {0}")]
     Protocol(String),
     #[error("the vault refused: {0}")]
@@ -107,6 +109,9 @@ pub fn recover(
     })?;
     if !resp.ksf.meets_floor(ksf_floor) {
         return Err(ClientError::WeakKsf(resp.ksf));
+    }
+    if !resp.ksf.within(&KsfParams::CEILING) {
+        return Err(ClientError::CostlyKsf(resp.ksf));
     }
     let argon = resp.ksf.argon2().map_err(ClientError::Protocol)?;
     let response = CredentialResponse::<Suite>::deserialize(&resp.response).map_err(proto)?;
@@ -210,4 +215,111 @@ pub fn verify_head(key: &BackupKey, repo_id: &[u8; 16], head: &Head) -> bool {
     msg.extend_from_slice(repo_id);
     msg.extend_from_slice(&head.seq.to_le_bytes());
     key.derived().head_mac.verify(&msg, &head.mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arca_vault::setup::MasterKey;
+    use arca_vault::sqlite::SqliteStore;
+    use arca_vault::{Policy, Vault};
+
+    use super::*;
+    use crate::transport::Embedded;
+
+    const TINY: KsfParams = KsfParams {
+        m_kib: 8,
+        t: 1,
+        p: 1,
+    };
+
+    /// A vault that answers every login start with its own Argon2id parameters.
+    struct AsksFor(Embedded, KsfParams);
+
+    impl Transport for AsksFor {
+        fn registration_start(
+            &self,
+            r: &RegistrationStartRequest,
+        ) -> Result<RegistrationStartResponse, VaultError> {
+            self.0.registration_start(r)
+        }
+        fn registration_finish(
+            &self,
+            r: &RegistrationFinishRequest,
+        ) -> Result<RegistrationFinishResponse, VaultError> {
+            self.0.registration_finish(r)
+        }
+        fn login_start(&self, r: &LoginStartRequest) -> Result<LoginStartResponse, VaultError> {
+            let mut resp = self.0.login_start(r)?;
+            resp.ksf = self.1;
+            Ok(resp)
+        }
+        fn login_finish(&self, r: &LoginFinishRequest) -> Result<LoginFinishResponse, VaultError> {
+            self.0.login_finish(r)
+        }
+        fn status(&self) -> Result<AccountStatus, VaultError> {
+            self.0.status()
+        }
+        fn head(&self) -> Result<Option<Head>, VaultError> {
+            self.0.head()
+        }
+        fn set_head(&self, h: &Head) -> Result<(), VaultError> {
+            self.0.set_head(h)
+        }
+        fn delete(&self) -> Result<bool, VaultError> {
+            self.0.delete()
+        }
+    }
+
+    fn registered() -> Embedded {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let master = MasterKey::from_hex(&"ab".repeat(32)).unwrap();
+        let policy = Policy {
+            ksf_floor: TINY,
+            ..Policy::default()
+        };
+        let t = Embedded {
+            vault: Vault::new(store, &master, policy).unwrap(),
+            account: "alice".into(),
+        };
+        let key = BackupKey::from_bytes([3; 32]);
+        register(&t, "alice", b"pw", &key, TINY, None, None).unwrap();
+        t
+    }
+
+    /// Found while building the `client_response_login_start` fuzz target: a vault (or anyone
+    /// answering in its place) could name Argon2id parameters without bound, and the device stretched the
+    /// password with them before OPAQUE had authenticated the vault: 256 GiB of memory (an
+    /// allocation failure aborts the process) or 2^32 passes (a hang).
+    #[test]
+    fn a_vault_cannot_ask_for_unbounded_argon2id_parameters() {
+        for asked in [
+            KsfParams {
+                m_kib: (1 << 28) - 1,
+                t: 1,
+                p: 1,
+            },
+            KsfParams {
+                m_kib: 8,
+                t: u32::MAX,
+                p: 1,
+            },
+            KsfParams {
+                m_kib: 1 << 20,
+                t: 1,
+                p: 1 << 20,
+            },
+        ] {
+            let t = AsksFor(registered(), asked);
+            match recover(&t, "alice", b"pw", &TINY) {
+                Err(ClientError::CostlyKsf(k)) => assert_eq!(k, asked),
+                Err(other) => panic!("{asked:?}: {other}"),
+                Ok(_) => panic!("{asked:?} was run"),
+            }
+        }
+        // Parameters inside the ceiling still log in.
+        let t = AsksFor(registered(), TINY);
+        assert!(recover(&t, "alice", b"pw", &TINY).is_ok());
+    }
 }

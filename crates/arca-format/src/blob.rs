@@ -110,6 +110,28 @@ impl Sealer {
     }
 }
 
+/// Memory reserved up front when decompressing; beyond it the buffer grows with the real output.
+const PREALLOC: usize = 8 << 20;
+
+/// Decompresses at most `limit` bytes. Memory follows the real output: neither the length the
+/// index claims nor the content size a frame header declares is allocated up front.
+fn decompress_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
+    use std::io::Read;
+    let zstd_err = |e: std::io::Error| FormatError::Malformed(format!("zstd: {e}"));
+    let decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(zstd_err)?;
+    let mut out = Vec::with_capacity(limit.min(PREALLOC));
+    decoder
+        .take((limit as u64).saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(zstd_err)?;
+    if out.len() > limit {
+        return Err(FormatError::Malformed(format!(
+            "blob decompresses to more than the {limit} bytes its index says"
+        )));
+    }
+    Ok(out)
+}
+
 /// Opens a sealed blob, decompresses it and checks that its plaintext hashes to `id`.
 /// `raw_len` is the plaintext length the index promises; larger outputs are refused.
 pub fn open_blob(
@@ -125,8 +147,7 @@ pub fn open_blob(
         .ok_or_else(|| FormatError::Malformed("empty blob".into()))?;
     let plain = match *flag {
         STORED => body.to_vec(),
-        ZSTD => zstd::bulk::decompress(body, raw_len)
-            .map_err(|e| FormatError::Malformed(format!("zstd: {e}")))?,
+        ZSTD => decompress_bounded(body, raw_len)?,
         other => return Err(FormatError::Malformed(format!("compression flag {other}"))),
     };
     if Id(keys.blob_id(&plain)) != *id {
@@ -183,6 +204,50 @@ mod tests {
             open_blob(&k, BlobKind::Data, &other, &out, 3),
             Err(FormatError::Authentication)
         );
+    }
+
+    /// Found by the `blob` fuzz target (corpus/blob/regress-oom-declared-content-size): with
+    /// no frame content size (or a declared one), `open_blob` allocated the whole length the
+    /// index claims, or the size a frame header declares, before decompressing anything: 1.7 GB
+    /// for a 6-byte input, and a capacity overflow panic for the largest claims.
+    #[test]
+    fn a_frame_header_cannot_claim_memory() {
+        let k = keys();
+        let mut framed = vec![ZSTD];
+        // Magic, a single-segment frame with an 8-byte content size of 1 TiB, one empty block.
+        framed.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0xe0]);
+        framed.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        framed.extend_from_slice(&[1, 0, 0]);
+        let id = Id([1; 32]);
+        let mut sealed = Vec::new();
+        k.data
+            .seal_into(&aad(BlobKind::Data, &id), &framed, &mut sealed);
+        // The fuzzer's own reproducer: a zstd flag and no frame at all, with 1.7 GB claimed.
+        let mut empty = Vec::new();
+        k.data
+            .seal_into(&aad(BlobKind::Data, &id), &[ZSTD], &mut empty);
+        for claimed in [0x6801_6801, u32::MAX as usize, usize::MAX] {
+            for sealed in [&sealed, &empty] {
+                assert!(matches!(
+                    open_blob(&k, BlobKind::Data, &id, sealed, claimed),
+                    Err(FormatError::Malformed(_))
+                ));
+            }
+        }
+        // An honest blob still opens with a claim far above its size, and not above it.
+        let mut s = Sealer::default();
+        let text = b"hello chat message ".repeat(100);
+        let id = Id(k.blob_id(&text));
+        let mut out = Vec::new();
+        s.seal_into(&k, BlobKind::Data, &id, &text, &mut out);
+        assert_eq!(
+            open_blob(&k, BlobKind::Data, &id, &out, u32::MAX as usize).unwrap(),
+            text
+        );
+        assert!(matches!(
+            open_blob(&k, BlobKind::Data, &id, &out, text.len() - 1),
+            Err(FormatError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -43,6 +43,20 @@ impl KsfParams {
         p: 1,
     };
 
+    /// The strongest parameters a device agrees to run (4 GiB, 16 passes, 64 lanes): beyond
+    /// them a vault's answer could make the device allocate without bound or stretch forever
+    /// before OPAQUE has authenticated the vault.
+    pub const CEILING: KsfParams = KsfParams {
+        m_kib: 4 * 1024 * 1024,
+        t: 16,
+        p: 64,
+    };
+
+    /// Whether every parameter is at most `ceiling`'s.
+    pub fn within(&self, ceiling: &KsfParams) -> bool {
+        self.m_kib <= ceiling.m_kib && self.t <= ceiling.t && self.p <= ceiling.p
+    }
+
     pub fn meets_floor(&self, floor: &KsfParams) -> bool {
         self.m_kib >= floor.m_kib && self.t >= floor.t && self.p >= 1
     }
