@@ -16,7 +16,6 @@
 //! - `ARCA_CRASH_SEED` the seed; `ARCA_BIN` another build of `arca` (a release build).
 
 mod common;
-#[allow(dead_code)]
 mod servers;
 
 use std::fs;

@@ -21,7 +21,6 @@
 //! `0.01,0.05,0.2`) taken in turn, `ARCA_FAULT_SEED`.
 
 mod common;
-#[allow(dead_code)]
 mod servers;
 
 use std::collections::BTreeMap;

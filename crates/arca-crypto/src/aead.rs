@@ -39,12 +39,21 @@ impl AeadKey {
 
     /// Appends `nonce || ciphertext || tag` of `plaintext` to `out`.
     pub fn seal_into(&self, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+        self.seal_parts_into(aad, &[plaintext], out);
+    }
+
+    /// Appends `nonce || ciphertext || tag` of the concatenation of `parts` to `out`, copying
+    /// each part once (straight into `out`, where it is encrypted in place).
+    pub fn seal_parts_into(&self, aad: &[u8], parts: &[&[u8]], out: &mut Vec<u8>) {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
-        out.reserve(plaintext.len() + OVERHEAD);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        out.reserve(len + OVERHEAD);
         out.extend_from_slice(&nonce);
         let start = out.len();
-        out.extend_from_slice(plaintext);
+        for p in parts {
+            out.extend_from_slice(p);
+        }
         let tag = self
             .cipher
             .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[start..])

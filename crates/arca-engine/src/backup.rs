@@ -27,13 +27,15 @@ use arca_format::blob::{BlobKind, Sealer};
 use arca_format::chunker::{sqlite_chunk_len, sqlite_page_size};
 use arca_format::id::Id;
 use arca_format::index::{IndexFile, IndexPack};
-use arca_format::pack::{BlobEntry, PackBuilder};
+use arca_format::pack::{BlobEntry, PackBuilder, PackLayout};
 use arca_format::snapshot::{Snapshot, Summary};
 use arca_format::tree::{Content, Node, Tree};
+use arca_storage::LocalFile;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use crate::filecache::{self, FileCache, Fingerprint};
 use crate::index::MasterIndex;
+use crate::pool::BufPool;
 use crate::progress::Counters;
 use crate::repo::{Repository, pack_path};
 use crate::sqlite::{SIDECARS, consistent_copy, read_lock};
@@ -106,10 +108,58 @@ struct SealedBlob {
     bytes: Vec<u8>,
 }
 
+/// A finished pack: whole in memory, or already written to a temporary file in a local folder.
 struct PackOut {
     id: Id,
-    bytes: Vec<u8>,
+    body: PackBody,
+    size: u64,
     blobs: Vec<BlobEntry>,
+}
+
+enum PackBody {
+    Memory(Vec<u8>),
+    Local(LocalFile),
+}
+
+/// A data pack being streamed to a local file as its blobs arrive; hashed on the way for its name.
+struct StreamPack {
+    file: LocalFile,
+    hasher: blake3::Hasher,
+    layout: PackLayout,
+}
+
+impl StreamPack {
+    fn new(file: LocalFile) -> Result<Self> {
+        let mut p = StreamPack {
+            file,
+            hasher: blake3::Hasher::new(),
+            layout: PackLayout::new(),
+        };
+        p.append(&PackLayout::START)?;
+        Ok(p)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.file.write_all(bytes)?;
+        Ok(())
+    }
+
+    fn push(&mut self, b: &SealedBlob) -> Result<()> {
+        self.layout.push(b.id, b.kind, b.raw_len, b.bytes.len());
+        self.append(&b.bytes)
+    }
+
+    fn finish(mut self, keys: &arca_crypto::DerivedKeys) -> Result<PackOut> {
+        let (tail, blobs) = std::mem::take(&mut self.layout).finish(keys);
+        self.append(&tail)?;
+        Ok(PackOut {
+            id: Id(*self.hasher.finalize().as_bytes()),
+            size: self.file.len(),
+            body: PackBody::Local(self.file),
+            blobs,
+        })
+    }
 }
 
 /// The first error of any stage stops the others.
@@ -228,6 +278,8 @@ pub fn backup(
     let workers = opts.workers.max(1);
     let uploads = opts.uploads.max(1);
     let pack_size = repo.config().pack_size as usize;
+    // Enough idle buffers for every chunk that can be in flight between the walker and the packer.
+    let pool = BufPool::new(workers * 4 + 4);
 
     let (root, walker) = std::thread::scope(|s| {
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
@@ -236,12 +288,12 @@ pub fn backup(
         let (done_tx, done_rx) = unbounded::<IndexPack>();
 
         for _ in 0..workers {
-            let (rx, tx, shared) = (job_rx.clone(), sealed_tx.clone(), &shared);
+            let (rx, tx, shared, pool) = (job_rx.clone(), sealed_tx.clone(), &shared, &pool);
             let level = opts.compression_level;
-            s.spawn(move || seal_worker(repo, level, rx, tx, shared));
+            s.spawn(move || seal_worker(repo, level, rx, tx, shared, pool));
         }
         drop((job_rx, sealed_tx));
-        s.spawn(|| packer(repo, pack_size, sealed_rx, pack_tx));
+        s.spawn(|| packer(repo, pack_size, sealed_rx, pack_tx, &shared, &pool));
         for _ in 0..uploads {
             let (rx, tx, shared) = (pack_rx.clone(), done_tx.clone(), &shared);
             s.spawn(move || uploader(repo, rx, tx, shared));
@@ -254,6 +306,7 @@ pub fn backup(
             index: &index,
             new_ids: HashSet::new(),
             job_tx: Some(job_tx),
+            pool: &pool,
             shared: &shared,
             counters,
             old_cache: &old_cache,
@@ -321,18 +374,21 @@ fn seal_worker(
     rx: Receiver<Job>,
     tx: Sender<SealedBlob>,
     shared: &Shared,
+    pool: &BufPool,
 ) {
     let mut sealer = Sealer::new(level);
     for job in rx {
         if shared.failed() {
             continue;
         }
-        let mut bytes = Vec::with_capacity(job.data.len() + 64);
+        let mut bytes = pool.get(job.data.len() + 64);
         sealer.seal_into(repo.keys(), job.kind, &job.id, &job.data, &mut bytes);
+        let raw_len = job.data.len() as u32;
+        pool.put(job.data);
         let sealed = SealedBlob {
             id: job.id,
             kind: job.kind,
-            raw_len: job.data.len() as u32,
+            raw_len,
             bytes,
         };
         if tx.send(sealed).is_err() {
@@ -341,32 +397,89 @@ fn seal_worker(
     }
 }
 
-fn packer(repo: &Repository, pack_size: usize, rx: Receiver<SealedBlob>, tx: Sender<PackOut>) {
+fn packer(
+    repo: &Repository,
+    pack_size: usize,
+    rx: Receiver<SealedBlob>,
+    tx: Sender<PackOut>,
+    shared: &Shared,
+    pool: &BufPool,
+) {
+    if let Err(e) = pack_blobs(repo, pack_size, rx, &tx, pool) {
+        shared.fail(e);
+    }
+}
+
+/// Fills data and tree packs. Data packs go straight to a temporary file when the repository is
+/// a local folder, so no data pack is held whole in memory; otherwise both kinds are built in
+/// memory and uploaded whole.
+fn pack_blobs(
+    repo: &Repository,
+    pack_size: usize,
+    rx: Receiver<SealedBlob>,
+    tx: &Sender<PackOut>,
+    pool: &BufPool,
+) -> Result<()> {
     let cap = pack_size + repo.cdc().max_size() + 4096;
-    let mut data = PackBuilder::with_capacity(cap);
+    let mut data: Option<PackBuilder> = None;
+    let mut stream: Option<StreamPack> = None;
     let mut trees = PackBuilder::default();
+    let stopped = || EngineError::Invalid("the backup pipeline stopped".into());
     let ship = |pb: PackBuilder| {
         let (id, bytes, blobs) = pb.finish(repo.keys());
-        tx.send(PackOut { id, bytes, blobs }).is_ok()
-    };
-    for b in rx {
-        let (pb, fresh) = match b.kind {
-            BlobKind::Data => (&mut data, cap),
-            BlobKind::Tree => (&mut trees, 0),
+        let out = PackOut {
+            id,
+            size: bytes.len() as u64,
+            body: PackBody::Memory(bytes),
+            blobs,
         };
-        pb.push(b.id, b.kind, b.raw_len, &b.bytes);
-        if pb.len() >= pack_size {
-            let full = std::mem::replace(pb, PackBuilder::with_capacity(fresh));
-            if !ship(full) {
-                return;
+        tx.send(out).map_err(|_| stopped())
+    };
+    let new_stream = || -> Result<Option<StreamPack>> {
+        match repo.storage().create_local() {
+            Some(f) => Ok(Some(StreamPack::new(f?)?)),
+            None => Ok(None),
+        }
+    };
+    let mut local = true;
+    for b in rx {
+        if b.kind == BlobKind::Data && local && stream.is_none() {
+            stream = new_stream()?;
+            local = stream.is_some();
+        }
+        match (b.kind, stream.as_mut()) {
+            (BlobKind::Data, Some(sp)) => {
+                sp.push(&b)?;
+                if sp.layout.len() >= pack_size as u64 {
+                    let full = stream.take().expect("a stream is open");
+                    tx.send(full.finish(repo.keys())?).map_err(|_| stopped())?;
+                }
+            }
+            (BlobKind::Data, None) => {
+                let pb = data.get_or_insert_with(|| PackBuilder::with_capacity(cap));
+                pb.push(b.id, b.kind, b.raw_len, &b.bytes);
+                if pb.len() >= pack_size {
+                    ship(data.take().expect("a pack is open"))?;
+                }
+            }
+            (BlobKind::Tree, _) => {
+                trees.push(b.id, b.kind, b.raw_len, &b.bytes);
+                if trees.len() >= pack_size {
+                    ship(std::mem::take(&mut trees))?;
+                }
             }
         }
+        pool.put(b.bytes);
     }
-    for pb in [data, trees] {
-        if !pb.is_empty() && !ship(pb) {
-            return;
+    if let Some(sp) = stream {
+        tx.send(sp.finish(repo.keys())?).map_err(|_| stopped())?;
+    }
+    for pb in [data, Some(trees)].into_iter().flatten() {
+        if !pb.is_empty() {
+            ship(pb)?;
         }
     }
+    Ok(())
 }
 
 fn uploader(repo: &Repository, rx: Receiver<PackOut>, tx: Sender<IndexPack>, shared: &Shared) {
@@ -374,13 +487,17 @@ fn uploader(repo: &Repository, rx: Receiver<PackOut>, tx: Sender<IndexPack>, sha
         if shared.failed() {
             continue;
         }
-        let size = p.bytes.len() as u64;
-        match repo.storage().write(&pack_path(&p.id), p.bytes) {
+        let path = pack_path(&p.id);
+        let written = match p.body {
+            PackBody::Memory(bytes) => repo.storage().write(&path, bytes),
+            PackBody::Local(file) => file.commit(&path),
+        };
+        match written {
             Ok(()) => {
-                shared.uploaded.fetch_add(size, Relaxed);
+                shared.uploaded.fetch_add(p.size, Relaxed);
                 let _ = tx.send(IndexPack {
                     id: p.id,
-                    size,
+                    size: p.size,
                     blobs: p.blobs,
                 });
             }
@@ -421,6 +538,7 @@ struct Walker<'a> {
     index: &'a MasterIndex,
     new_ids: HashSet<Id>,
     job_tx: Option<Sender<Job>>,
+    pool: &'a BufPool,
     shared: &'a Shared,
     counters: &'a Counters,
     old_cache: &'a FileCache,
@@ -498,10 +616,12 @@ impl Walker<'_> {
         let id = Id(self.repo.keys().blob_id(data));
         if !self.index.contains(&id) && self.new_ids.insert(id) {
             self.summary.new_bytes += data.len() as u64;
+            let mut buf = self.pool.get(data.len());
+            buf.extend_from_slice(data);
             let job = Job {
                 id,
                 kind,
-                data: data.to_vec(),
+                data: buf,
             };
             let sent = self.job_tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
             if !sent {

@@ -9,6 +9,7 @@ mod check;
 mod error;
 mod filecache;
 mod index;
+mod pool;
 mod progress;
 mod repo;
 mod restore;

@@ -94,18 +94,12 @@ impl Sealer {
         out: &mut Vec<u8>,
     ) -> usize {
         let start = out.len();
-        let mut framed = Vec::with_capacity(plaintext.len() + 1);
+        let key = key(keys, kind);
+        let aad = aad(kind, id);
         match self.compressed(plaintext) {
-            Some(c) => {
-                framed.push(ZSTD);
-                framed.extend_from_slice(c);
-            }
-            None => {
-                framed.push(STORED);
-                framed.extend_from_slice(plaintext);
-            }
+            Some(c) => key.seal_parts_into(&aad, &[&[ZSTD], c], out),
+            None => key.seal_parts_into(&aad, &[&[STORED], plaintext], out),
         }
-        key(keys, kind).seal_into(&aad(kind, id), &framed, out);
         out.len() - start
     }
 }
@@ -141,13 +135,17 @@ pub fn open_blob(
     sealed: &[u8],
     raw_len: usize,
 ) -> Result<Vec<u8>, FormatError> {
-    let framed = key(keys, kind).open(&aad(kind, id), sealed)?;
-    let (flag, body) = framed
-        .split_first()
-        .ok_or_else(|| FormatError::Malformed("empty blob".into()))?;
-    let plain = match *flag {
-        STORED => body.to_vec(),
-        ZSTD => decompress_bounded(body, raw_len)?,
+    let mut framed = key(keys, kind).open(&aad(kind, id), sealed)?;
+    let Some(&flag) = framed.first() else {
+        return Err(FormatError::Malformed("empty blob".into()));
+    };
+    let plain = match flag {
+        STORED => {
+            // In place: no second buffer for the most common (incompressible) case.
+            framed.remove(0);
+            framed
+        }
+        ZSTD => decompress_bounded(&framed[1..], raw_len)?,
         other => return Err(FormatError::Malformed(format!("compression flag {other}"))),
     };
     if Id(keys.blob_id(&plain)) != *id {

@@ -45,31 +45,34 @@ pub fn padme(len: u64) -> u64 {
     (len + mask) & !mask
 }
 
-/// Builds one pack in memory.
-pub struct PackBuilder {
-    buf: Vec<u8>,
+/// The layout of one pack being built: where each blob goes, and the pack's tail. The bytes
+/// themselves are kept by the caller: in memory ([`PackBuilder`]) or streamed to a file.
+#[derive(Debug)]
+pub struct PackLayout {
+    len: u64,
     blobs: Vec<BlobEntry>,
 }
 
-impl Default for PackBuilder {
+impl Default for PackLayout {
     fn default() -> Self {
-        Self::with_capacity(0)
+        Self::new()
     }
 }
 
-impl PackBuilder {
-    pub fn with_capacity(cap: usize) -> Self {
-        let mut buf = Vec::with_capacity(cap);
-        buf.push(FORMAT_VERSION);
-        PackBuilder {
-            buf,
+impl PackLayout {
+    /// The bytes every pack starts with, before its first blob.
+    pub const START: [u8; 1] = [FORMAT_VERSION];
+
+    pub fn new() -> Self {
+        PackLayout {
+            len: Self::START.len() as u64,
             blobs: Vec::new(),
         }
     }
 
-    /// Bytes of blobs so far.
-    pub fn len(&self) -> usize {
-        self.buf.len()
+    /// Bytes of the pack so far (the start and the blobs).
+    pub fn len(&self) -> u64 {
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -80,21 +83,21 @@ impl PackBuilder {
         self.blobs.len()
     }
 
-    /// Appends an already sealed blob.
-    pub fn push(&mut self, id: Id, kind: BlobKind, raw_length: u32, sealed: &[u8]) {
-        let offset = self.buf.len() as u32;
-        self.buf.extend_from_slice(sealed);
+    /// Records a sealed blob of `sealed_len` bytes as the next one; the caller appends its bytes.
+    pub fn push(&mut self, id: Id, kind: BlobKind, raw_length: u32, sealed_len: usize) {
         self.blobs.push(BlobEntry {
             id,
             kind,
-            offset,
-            length: sealed.len() as u32,
+            offset: self.len as u32,
+            length: sealed_len as u32,
             raw_length,
         });
+        self.len += sealed_len as u64;
     }
 
-    /// Seals the header, pads, and returns the pack's id, bytes and blob list.
-    pub fn finish(mut self, keys: &DerivedKeys) -> (Id, Vec<u8>, Vec<BlobEntry>) {
+    /// The bytes that end the pack (random padding to a Padmé size, the sealed header, its
+    /// length), and the blob list.
+    pub fn finish(self, keys: &DerivedKeys) -> (Vec<u8>, Vec<BlobEntry>) {
         let header = seal_object(
             keys,
             ObjectKind::PackHeader,
@@ -102,15 +105,67 @@ impl PackBuilder {
                 blobs: self.blobs.clone(),
             },
         );
-        let base = (self.buf.len() + header.len() + 4) as u64;
+        let base = self.len + header.len() as u64 + 4;
         let pad = (padme(base) - base) as usize;
-        let start = self.buf.len();
-        self.buf.resize(start + pad, 0);
-        OsRng.fill_bytes(&mut self.buf[start..]);
-        self.buf.extend_from_slice(&header);
-        self.buf
-            .extend_from_slice(&(header.len() as u32).to_le_bytes());
-        (Id::of_stored(&self.buf), self.buf, self.blobs)
+        let mut tail = vec![0u8; pad];
+        OsRng.fill_bytes(&mut tail);
+        tail.extend_from_slice(&header);
+        tail.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        (tail, self.blobs)
+    }
+}
+
+/// Builds one pack in memory.
+pub struct PackBuilder {
+    buf: Vec<u8>,
+    layout: PackLayout,
+}
+
+impl Default for PackBuilder {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl PackBuilder {
+    pub fn with_capacity(cap: usize) -> Self {
+        Self::reusing(Vec::with_capacity(cap))
+    }
+
+    /// A builder that fills `buf` (cleared first), so its allocation is reused.
+    pub fn reusing(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.extend_from_slice(&PackLayout::START);
+        PackBuilder {
+            buf,
+            layout: PackLayout::new(),
+        }
+    }
+
+    /// Bytes of blobs so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layout.is_empty()
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.layout.blob_count()
+    }
+
+    /// Appends an already sealed blob.
+    pub fn push(&mut self, id: Id, kind: BlobKind, raw_length: u32, sealed: &[u8]) {
+        self.layout.push(id, kind, raw_length, sealed.len());
+        self.buf.extend_from_slice(sealed);
+    }
+
+    /// Seals the header, pads, and returns the pack's id, bytes and blob list.
+    pub fn finish(mut self, keys: &DerivedKeys) -> (Id, Vec<u8>, Vec<BlobEntry>) {
+        let (tail, blobs) = self.layout.finish(keys);
+        self.buf.extend_from_slice(&tail);
+        (Id::of_stored(&self.buf), self.buf, blobs)
     }
 }
 
@@ -192,6 +247,31 @@ mod tests {
                 let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
                 prop_assert_eq!(&open_blob(&k, BlobKind::Data, &e.id, sealed, c.len()).unwrap(), c);
             }
+        }
+
+        #[test]
+        fn streamed_layout_reads_back(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..20)) {
+            let k = BackupKey::from_bytes([4; 32]).derived();
+            let mut s = Sealer::default();
+            let mut layout = PackLayout::new();
+            let mut bytes = PackLayout::START.to_vec();
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&PackLayout::START);
+            for c in &chunks {
+                let id = Id(k.blob_id(c));
+                let mut sealed = Vec::new();
+                s.seal_into(&k, BlobKind::Data, &id, c, &mut sealed);
+                layout.push(id, BlobKind::Data, c.len() as u32, sealed.len());
+                hasher.update(&sealed);
+                bytes.extend_from_slice(&sealed);
+                prop_assert_eq!(layout.len(), bytes.len() as u64);
+            }
+            let (tail, entries) = layout.finish(&k);
+            hasher.update(&tail);
+            bytes.extend_from_slice(&tail);
+            prop_assert_eq!(Id(*hasher.finalize().as_bytes()), Id::of_stored(&bytes));
+            prop_assert_eq!(padme(bytes.len() as u64), bytes.len() as u64);
+            prop_assert_eq!(read_header(&k, &bytes).unwrap(), entries);
         }
 
         #[test]

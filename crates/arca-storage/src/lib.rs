@@ -13,6 +13,7 @@
 mod backend;
 mod error;
 mod faults;
+mod local;
 mod meter;
 mod settings;
 mod stats;
@@ -28,6 +29,7 @@ use opendal::layers::RetryLayer;
 
 pub use error::StorageError;
 pub use faults::FaultSpec;
+pub use local::LocalFile;
 pub use settings::{Settings, Transfers, env_name, parse_rate};
 pub use stats::{Stats, StatsSnapshot};
 pub use url::StorageUrl;
@@ -95,6 +97,9 @@ pub struct Storage {
     has_temporaries: bool,
     /// Stale temporary uploads are removed before this storage's first write.
     swept: Arc<std::sync::Once>,
+    /// The folder of a local repository written to directly (see [`local`]); `None` for other
+    /// services, and when faults are injected or uploads are paced, which go through OpenDAL.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -157,6 +162,7 @@ impl Storage {
                 .with_http_transport(opendal::HttpTransporter::new(transport));
             op = op.with_context(ctx);
         }
+        let faults_off = faults.is_none();
         if let Some(spec) = faults {
             tracing::warn!("injecting storage faults ({spec:?}): for tests only");
             let atomic = matches!(
@@ -191,7 +197,14 @@ impl Storage {
                         );
                     }),
             );
+        let local_root = match &url {
+            StorageUrl::File(p) if faults_off && transfers.limit_upload.is_none() => {
+                Some(p.clone())
+            }
+            _ => None,
+        };
         Ok(Storage {
+            local_root,
             op,
             rt: Arc::new(rt),
             rename_into_place: matches!(url, StorageUrl::Sftp { .. } | StorageUrl::WebDav { .. }),
@@ -234,6 +247,11 @@ impl Storage {
 
     /// Reads a whole file.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+        if let Some(root) = &self.local_root {
+            let v = local::read_whole(root, &self.url, &self.stats, path)?;
+            self.paced_download(v.len() as u64);
+            return Ok(v);
+        }
         let buf = self
             .rt
             .block_on(self.op.read(path))
@@ -270,6 +288,9 @@ impl Storage {
     }
 
     fn read_range_once(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if let Some(root) = &self.local_root {
+            return local::read_range(root, &self.url, &self.stats, path, offset, len);
+        }
         let buf = self
             .rt
             .block_on(async { self.op.read_with(path).range(offset..offset + len).await })
@@ -319,6 +340,18 @@ impl Storage {
             sleep_until(end);
         }
         Ok(())
+    }
+
+    /// For a repository in a local folder: a new file to stream a large object into, to be
+    /// committed under its name when it is complete (see [`LocalFile`]). `None` for other
+    /// services, which take whole objects through [`Storage::write`].
+    pub fn create_local(&self) -> Option<Result<LocalFile>> {
+        let root = self.local_root.as_ref()?;
+        Some(LocalFile::create(
+            root,
+            self.url.to_string(),
+            self.stats.clone(),
+        ))
     }
 
     /// Size of a file, or `None` if it does not exist.
