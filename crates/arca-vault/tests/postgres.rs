@@ -907,94 +907,107 @@ fn database_outages_answer_503_charge_nothing_wrongly_and_recover() {
     let good_events: Mutex<Vec<Event>> = Mutex::default();
     let bad_events: Mutex<Vec<Event>> = Mutex::default();
     let t0 = Instant::now();
-    let (cut_begin, cut_at, restore_begin, restored_at, terminated_at) = std::thread::scope(|s| {
-        // Complete logins with the right password, on both nodes.
-        for i in 0..2 {
-            let (stop, events, nodes, k) = (&stop, &good_events, &nodes, &k);
-            s.spawn(move || {
-                let mut n = i;
-                while !stop.load(Ordering::SeqCst) {
-                    n += 1;
-                    let t = nodes[n % 2].http("good");
-                    let began = Instant::now();
-                    let seen = match recover(&t, "good", pw, &TEST_KSF) {
-                        Ok(got) => {
-                            assert!(got.key == *k, "a login recovered the wrong key");
-                            Seen::Ok
-                        }
-                        Err(ClientError::Vault(VaultError::Unavailable(_))) => Seen::Unavailable,
-                        Err(e) => panic!("a right password got {e}"),
-                    };
-                    events.lock().unwrap().push(Event {
-                        began,
-                        ended: Instant::now(),
-                        seen,
-                    });
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            });
-        }
-        // Wrong-password login starts (abandoned, so each answered one costs a guess).
-        for i in 0..2 {
-            let (stop, events, nodes) = (&stop, &bad_events, &nodes);
-            s.spawn(move || {
-                let mut n = i;
-                while !stop.load(Ordering::SeqCst) {
-                    n += 1;
-                    let t = nodes[n % 2].http("bad");
-                    let start = ClientLogin::<Suite>::start(&mut OsRng, b"a guess").unwrap();
-                    let req = LoginStartRequest {
-                        request: start.message.serialize().to_vec(),
-                    };
-                    let began = Instant::now();
-                    let seen = match t.login_start(&req) {
-                        Ok(_) => Seen::Ok,
-                        Err(VaultError::Unavailable(_)) => Seen::Unavailable,
-                        Err(e) => panic!("a login start got {e}"),
-                    };
-                    events.lock().unwrap().push(Event {
-                        began,
-                        ended: Instant::now(),
-                        seen,
-                    });
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            });
-        }
+    let (cut_begin, cut_at, restore_begin, restored_at, terminate_begin, terminated_at) =
+        std::thread::scope(|s| {
+            // Complete logins with the right password, on both nodes.
+            for i in 0..2 {
+                let (stop, events, nodes, k) = (&stop, &good_events, &nodes, &k);
+                s.spawn(move || {
+                    let mut n = i;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let t = nodes[n % 2].http("good");
+                        let began = Instant::now();
+                        let seen = match recover(&t, "good", pw, &TEST_KSF) {
+                            Ok(got) => {
+                                assert!(got.key == *k, "a login recovered the wrong key");
+                                Seen::Ok
+                            }
+                            Err(ClientError::Vault(VaultError::Unavailable(_))) => {
+                                Seen::Unavailable
+                            }
+                            Err(e) => panic!("a right password got {e}"),
+                        };
+                        events.lock().unwrap().push(Event {
+                            began,
+                            ended: Instant::now(),
+                            seen,
+                        });
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                });
+            }
+            // Wrong-password login starts (abandoned, so each answered one costs a guess).
+            for i in 0..2 {
+                let (stop, events, nodes) = (&stop, &bad_events, &nodes);
+                s.spawn(move || {
+                    let mut n = i;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let t = nodes[n % 2].http("bad");
+                        let start = ClientLogin::<Suite>::start(&mut OsRng, b"a guess").unwrap();
+                        let req = LoginStartRequest {
+                            request: start.message.serialize().to_vec(),
+                        };
+                        let began = Instant::now();
+                        let seen = match t.login_start(&req) {
+                            Ok(_) => Seen::Ok,
+                            Err(VaultError::Unavailable(_)) => Seen::Unavailable,
+                            Err(e) => panic!("a login start got {e}"),
+                        };
+                        events.lock().unwrap().push(Event {
+                            began,
+                            ended: Instant::now(),
+                            seen,
+                        });
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                });
+            }
 
-        std::thread::sleep(Duration::from_millis(1500));
-        let cut_begin = Instant::now();
-        proxy.cut();
-        let cut_at = Instant::now();
-        std::thread::sleep(Duration::from_millis(300));
-        // While the database is unreachable: 503 with Retry-After, liveness still fine.
-        for n in &nodes {
-            let r = n.get("/readyz");
-            assert_eq!((r.status, r.error().error.as_str()), (503, "unavailable"));
-            assert!(r.retry_after.is_some());
-            assert_eq!(n.get("/healthz").status, 200);
-            let a = raw(
-                "POST",
-                &format!("{}/v1/accounts/good/login/start", n.url),
-                Some(&format!("Bearer {}", token("good"))),
-                Some(&login_start_body(pw)),
-            );
-            assert_eq!((a.status, a.error().error.as_str()), (503, "unavailable"));
-            assert!(a.retry_after.unwrap().parse::<u64>().unwrap() >= 1);
-            assert!(!a.body.contains("127.0.0.1"), "no detail leaks: {}", a.body);
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        let restore_begin = Instant::now();
-        proxy.restore();
-        let restored_at = Instant::now();
-        std::thread::sleep(Duration::from_millis(1500));
-        // The sessions end under the vault's feet (as in a failover or a restart).
-        assert!(db.terminate_sessions() >= 1);
-        let terminated_at = Instant::now();
-        std::thread::sleep(Duration::from_millis(1500));
-        stop.store(true, Ordering::SeqCst);
-        (cut_begin, cut_at, restore_begin, restored_at, terminated_at)
-    });
+            std::thread::sleep(Duration::from_millis(1500));
+            let cut_begin = Instant::now();
+            proxy.cut();
+            let cut_at = Instant::now();
+            std::thread::sleep(Duration::from_millis(300));
+            // While the database is unreachable: 503 with Retry-After, liveness still fine.
+            for n in &nodes {
+                let r = n.get("/readyz");
+                assert_eq!((r.status, r.error().error.as_str()), (503, "unavailable"));
+                assert!(r.retry_after.is_some());
+                assert_eq!(n.get("/healthz").status, 200);
+                let a = raw(
+                    "POST",
+                    &format!("{}/v1/accounts/good/login/start", n.url),
+                    Some(&format!("Bearer {}", token("good"))),
+                    Some(&login_start_body(pw)),
+                );
+                assert_eq!((a.status, a.error().error.as_str()), (503, "unavailable"));
+                assert!(a.retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+                assert!(!a.body.contains("127.0.0.1"), "no detail leaks: {}", a.body);
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+            let restore_begin = Instant::now();
+            proxy.restore();
+            let restored_at = Instant::now();
+            std::thread::sleep(Duration::from_millis(1500));
+            // The sessions end under the vault's feet (as in a failover or a restart). The window
+            // of "all succeed again" closes when the termination begins: sessions may end before
+            // the call that ends them returns.
+            let terminate_begin = Instant::now();
+            assert!(db.terminate_sessions() >= 1);
+            let terminated_at = Instant::now();
+            std::thread::sleep(Duration::from_millis(1500));
+            stop.store(true, Ordering::SeqCst);
+            (
+                cut_begin,
+                cut_at,
+                restore_begin,
+                restored_at,
+                terminate_begin,
+                terminated_at,
+            )
+        });
 
     let good = good_events.into_inner().unwrap();
     let bad = bad_events.into_inner().unwrap();
@@ -1038,7 +1051,7 @@ fn database_outages_answer_503_charge_nothing_wrongly_and_recover() {
         // back without a restart: every request that began a moment after the restore succeeds
         let after: Vec<_> = events
             .iter()
-            .filter(|e| e.began > restored_at + settle && e.ended < terminated_at)
+            .filter(|e| e.began > restored_at + settle && e.ended < terminate_begin)
             .collect();
         assert!(
             !after.is_empty() && after.iter().all(|e| e.seen == Seen::Ok),
