@@ -609,10 +609,12 @@ fn run_campaign(name: &str, database: Option<String>, n: u32) {
         "{name}: {n} rounds per operation in {:.1} s\n  registration: {reg:?}\n  login: {login:?}\n  password change: {change:?}",
         started.elapsed().as_secs_f64()
     );
-    // The kills must have landed inside the operations, not only around them.
+    // The kills must have landed inside the operations, not only around them. How many do is
+    // random and depends on the machine's speed (about 30% on an idle machine), so the bar is a
+    // tenth of the rounds: enough to catch kills that all miss, low enough not to flake.
     let interrupted = reg.interrupted + login.interrupted + change.interrupted;
     assert!(
-        interrupted >= n,
+        interrupted * 10 >= 3 * n,
         "{name}: only {interrupted} of {} rounds were interrupted: the kills miss the operations",
         3 * n
     );
@@ -686,5 +688,5 @@ impl Drop for TestDb {
 #[test]
 fn sigkill_during_registration_login_and_password_change_postgres() {
     let Some(db) = TestDb::new() else { return };
-    run_campaign("PostgreSQL", Some(db.url()), rounds(10));
+    run_campaign("PostgreSQL", Some(db.url()), rounds(20));
 }
