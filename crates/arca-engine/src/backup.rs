@@ -112,13 +112,21 @@ struct SealedBlob {
 struct PackOut {
     id: Id,
     body: PackBody,
-    size: u64,
     blobs: Vec<BlobEntry>,
 }
 
 enum PackBody {
     Memory(Vec<u8>),
     Local(LocalFile),
+}
+
+impl PackBody {
+    fn len(&self) -> u64 {
+        match self {
+            PackBody::Memory(bytes) => bytes.len() as u64,
+            PackBody::Local(file) => file.len(),
+        }
+    }
 }
 
 /// A data pack being streamed to a local file as its blobs arrive; hashed on the way for its name.
@@ -155,7 +163,6 @@ impl StreamPack {
         self.append(&tail)?;
         Ok(PackOut {
             id: Id(*self.hasher.finalize().as_bytes()),
-            size: self.file.len(),
             body: PackBody::Local(self.file),
             blobs,
         })
@@ -421,38 +428,34 @@ fn pack_blobs(
     pool: &BufPool,
 ) -> Result<()> {
     let cap = pack_size + repo.cdc().max_size() + 4096;
-    let mut data: Option<PackBuilder> = None;
+    let local = repo.storage().local_folder();
     let mut stream: Option<StreamPack> = None;
+    let mut data: Option<PackBuilder> = None;
     let mut trees = PackBuilder::default();
-    let stopped = || EngineError::Invalid("the backup pipeline stopped".into());
+    let send = |out: PackOut| {
+        tx.send(out)
+            .map_err(|_| EngineError::Invalid("the backup pipeline stopped".into()))
+    };
     let ship = |pb: PackBuilder| {
         let (id, bytes, blobs) = pb.finish(repo.keys());
-        let out = PackOut {
+        send(PackOut {
             id,
-            size: bytes.len() as u64,
             body: PackBody::Memory(bytes),
             blobs,
-        };
-        tx.send(out).map_err(|_| stopped())
+        })
     };
-    let new_stream = || -> Result<Option<StreamPack>> {
-        match repo.storage().create_local() {
-            Some(f) => Ok(Some(StreamPack::new(f?)?)),
-            None => Ok(None),
-        }
-    };
-    let mut local = true;
     for b in rx {
-        if b.kind == BlobKind::Data && local && stream.is_none() {
-            stream = new_stream()?;
-            local = stream.is_some();
-        }
-        match (b.kind, stream.as_mut()) {
-            (BlobKind::Data, Some(sp)) => {
+        match (b.kind, local) {
+            (BlobKind::Data, Some(folder)) => {
+                let mut sp = match stream.take() {
+                    Some(sp) => sp,
+                    None => StreamPack::new(folder.create()?)?,
+                };
                 sp.push(&b)?;
                 if sp.layout.len() >= pack_size as u64 {
-                    let full = stream.take().expect("a stream is open");
-                    tx.send(full.finish(repo.keys())?).map_err(|_| stopped())?;
+                    send(sp.finish(repo.keys())?)?;
+                } else {
+                    stream = Some(sp);
                 }
             }
             (BlobKind::Data, None) => {
@@ -472,7 +475,7 @@ fn pack_blobs(
         pool.put(b.bytes);
     }
     if let Some(sp) = stream {
-        tx.send(sp.finish(repo.keys())?).map_err(|_| stopped())?;
+        send(sp.finish(repo.keys())?)?;
     }
     for pb in [data, Some(trees)].into_iter().flatten() {
         if !pb.is_empty() {
@@ -488,16 +491,17 @@ fn uploader(repo: &Repository, rx: Receiver<PackOut>, tx: Sender<IndexPack>, sha
             continue;
         }
         let path = pack_path(&p.id);
+        let size = p.body.len();
         let written = match p.body {
             PackBody::Memory(bytes) => repo.storage().write(&path, bytes),
             PackBody::Local(file) => file.commit(&path),
         };
         match written {
             Ok(()) => {
-                shared.uploaded.fetch_add(p.size, Relaxed);
+                shared.uploaded.fetch_add(size, Relaxed);
                 let _ = tx.send(IndexPack {
                     id: p.id,
-                    size: p.size,
+                    size,
                     blobs: p.blobs,
                 });
             }

@@ -129,12 +129,7 @@ impl Default for PackBuilder {
 
 impl PackBuilder {
     pub fn with_capacity(cap: usize) -> Self {
-        Self::reusing(Vec::with_capacity(cap))
-    }
-
-    /// A builder that fills `buf` (cleared first), so its allocation is reused.
-    pub fn reusing(mut buf: Vec<u8>) -> Self {
-        buf.clear();
+        let mut buf = Vec::with_capacity(cap);
         buf.extend_from_slice(&PackLayout::START);
         PackBuilder {
             buf,

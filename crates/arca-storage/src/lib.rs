@@ -29,7 +29,7 @@ use opendal::layers::RetryLayer;
 
 pub use error::StorageError;
 pub use faults::FaultSpec;
-pub use local::LocalFile;
+pub use local::{LocalFile, LocalFolder};
 pub use settings::{Settings, Transfers, env_name, parse_rate};
 pub use stats::{Stats, StatsSnapshot};
 pub use url::StorageUrl;
@@ -97,9 +97,10 @@ pub struct Storage {
     has_temporaries: bool,
     /// Stale temporary uploads are removed before this storage's first write.
     swept: Arc<std::sync::Once>,
-    /// The folder of a local repository written to directly (see [`local`]); `None` for other
-    /// services, and when faults are injected or uploads are paced, which go through OpenDAL.
-    local_root: Option<std::path::PathBuf>,
+    /// The folder of a local repository read and written directly (see [`local`]); `None` for
+    /// other services, and when faults are injected or uploads are paced, which go through
+    /// OpenDAL.
+    local: Option<LocalFolder>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -197,14 +198,14 @@ impl Storage {
                         );
                     }),
             );
-        let local_root = match &url {
+        let local = match &url {
             StorageUrl::File(p) if faults_off && transfers.limit_upload.is_none() => {
-                Some(p.clone())
+                Some(LocalFolder::new(p.clone(), url.to_string(), stats.clone()))
             }
             _ => None,
         };
         Ok(Storage {
-            local_root,
+            local,
             op,
             rt: Arc::new(rt),
             rename_into_place: matches!(url, StorageUrl::Sftp { .. } | StorageUrl::WebDav { .. }),
@@ -247,8 +248,8 @@ impl Storage {
 
     /// Reads a whole file.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
-        if let Some(root) = &self.local_root {
-            let v = local::read_whole(root, &self.url, &self.stats, path)?;
+        if let Some(local) = &self.local {
+            let v = local.read(path)?;
             self.paced_download(v.len() as u64);
             return Ok(v);
         }
@@ -288,8 +289,8 @@ impl Storage {
     }
 
     fn read_range_once(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        if let Some(root) = &self.local_root {
-            return local::read_range(root, &self.url, &self.stats, path, offset, len);
+        if let Some(local) = &self.local {
+            return local.read_range(path, offset, len);
         }
         let buf = self
             .rt
@@ -342,16 +343,11 @@ impl Storage {
         Ok(())
     }
 
-    /// For a repository in a local folder: a new file to stream a large object into, to be
-    /// committed under its name when it is complete (see [`LocalFile`]). `None` for other
-    /// services, which take whole objects through [`Storage::write`].
-    pub fn create_local(&self) -> Option<Result<LocalFile>> {
-        let root = self.local_root.as_ref()?;
-        Some(LocalFile::create(
-            root,
-            self.url.to_string(),
-            self.stats.clone(),
-        ))
+    /// For a repository in a local folder: the folder, to stream large objects into (see
+    /// [`LocalFolder::create`]). `None` for other services, which take whole objects through
+    /// [`Storage::write`].
+    pub fn local_folder(&self) -> Option<&LocalFolder> {
+        self.local.as_ref()
     }
 
     /// Size of a file, or `None` if it does not exist.

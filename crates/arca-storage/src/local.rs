@@ -11,50 +11,124 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::stats::Stats;
-use crate::{Result, StorageError};
+use crate::{Result, StorageError, TEMPORARY_DIR};
 
-/// A file being written under a temporary name; see [`crate::Storage::create_local`].
+/// A repository in a local folder, read and written without OpenDAL (see the module docs).
+#[derive(Clone, Debug)]
+pub struct LocalFolder {
+    root: PathBuf,
+    url: String,
+    stats: Arc<Stats>,
+}
+
+impl LocalFolder {
+    pub(crate) fn new(root: PathBuf, url: String, stats: Arc<Stats>) -> Self {
+        LocalFolder { root, url, stats }
+    }
+
+    /// A new file in [`TEMPORARY_DIR`] to stream an object into, to be committed under its name
+    /// when it is complete.
+    pub fn create(&self) -> Result<LocalFile> {
+        let dir = self.root.join(TEMPORARY_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| self.io(TEMPORARY_DIR, "create", e))?;
+        let name = format!("{TEMPORARY_DIR}stream-{}", crate::rand_suffix());
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(self.root.join(&name))
+            .map_err(|e| self.io(&name, "create", e))?;
+        Ok(LocalFile {
+            // Small blobs (SQLite pages) are gathered into larger writes.
+            file: Some(BufWriter::with_capacity(256 * 1024, file)),
+            name,
+            folder: self.clone(),
+            written: 0,
+        })
+    }
+
+    /// Reads the whole file `path`.
+    pub(crate) fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let v = std::fs::read(self.root.join(path)).map_err(|e| self.read_error(path, e))?;
+        self.stats.request();
+        self.stats.received(v.len() as u64);
+        Ok(v)
+    }
+
+    /// Reads `len` bytes at `offset` of `path` (fewer if the file ends first), with one `pread`
+    /// into the returned buffer instead of OpenDAL's copies through Tokio's blocking pool.
+    pub(crate) fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let file = File::open(self.root.join(path)).map_err(|e| self.read_error(path, e))?;
+        let mut buf = vec![0u8; len as usize];
+        let mut got = 0usize;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io(path, "read", e)),
+            }
+        }
+        buf.truncate(got);
+        self.stats.request();
+        self.stats.received(got as u64);
+        Ok(buf)
+    }
+
+    fn read_error(&self, path: &str, e: std::io::Error) -> StorageError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            StorageError::NotFound {
+                url: self.url.clone(),
+                path: path.to_string(),
+            }
+        } else {
+            self.io(path, "read", e)
+        }
+    }
+
+    fn io(&self, path: &str, op: &'static str, e: std::io::Error) -> StorageError {
+        let (url, path, detail) = (self.url.clone(), path.to_string(), e.to_string());
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            StorageError::PermissionDenied {
+                url,
+                path,
+                op,
+                detail,
+            }
+        } else {
+            StorageError::Other {
+                url,
+                path,
+                op,
+                detail,
+                // A full disk or an I/O error does not go away by trying again at once.
+                temporary: false,
+            }
+        }
+    }
+}
+
+/// A file being written under a temporary name; see [`LocalFolder::create`].
 /// Dropped without [`LocalFile::commit`], it is removed.
 pub struct LocalFile {
     file: Option<BufWriter<File>>,
-    tmp: PathBuf,
-    root: PathBuf,
-    url: String,
+    /// Its path under the repository root, in [`TEMPORARY_DIR`].
+    name: String,
+    folder: LocalFolder,
     written: u64,
-    stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for LocalFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LocalFile({})", self.tmp.display())
+        write!(f, "LocalFile({})", self.name)
     }
 }
 
 impl LocalFile {
-    pub(crate) fn create(root: &Path, url: String, stats: Arc<Stats>) -> Result<Self> {
-        let dir = root.join(".tmp");
-        std::fs::create_dir_all(&dir).map_err(|e| io(&url, ".tmp", "create", e))?;
-        let tmp = dir.join(format!("stream-{}", crate::rand_suffix()));
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| io(&url, ".tmp", "create", e))?;
-        Ok(LocalFile {
-            // Small blobs (SQLite pages) are gathered into larger writes.
-            file: Some(BufWriter::with_capacity(256 * 1024, file)),
-            tmp,
-            root: root.to_path_buf(),
-            url,
-            written: 0,
-            stats,
-        })
-    }
-
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.written
@@ -71,7 +145,7 @@ impl LocalFile {
             .as_mut()
             .expect("a LocalFile is open until commit");
         file.write_all(data)
-            .map_err(|e| io(&self.url, ".tmp", "write", e))?;
+            .map_err(|e| self.folder.io(&self.name, "write", e))?;
         self.written += data.len() as u64;
         Ok(())
     }
@@ -79,22 +153,24 @@ impl LocalFile {
     /// Makes the file durable and gives it its name, `path` under the repository root.
     pub fn commit(mut self, path: &str) -> Result<()> {
         let file = self.file.take().expect("a LocalFile is open until commit");
-        let dest = self.root.join(path);
-        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
+        let root = &self.folder.root;
+        let tmp = root.join(&self.name);
+        let dest = root.join(path);
+        let parent = dest.parent().unwrap_or(root).to_path_buf();
         let r = (|| {
             let file = file.into_inner().map_err(|e| e.into_error())?;
             file.sync_data()?;
             drop(file);
             std::fs::create_dir_all(&parent)?;
-            std::fs::rename(&self.tmp, &dest)?;
+            std::fs::rename(&tmp, &dest)?;
             File::open(&parent)?.sync_all()
         })();
         if let Err(e) = r {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(io(&self.url, path, "write", e));
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.folder.io(path, "write", e));
         }
-        self.stats.request();
-        self.stats.sent(self.written);
+        self.folder.stats.request();
+        self.folder.stats.sent(self.written);
         Ok(())
     }
 }
@@ -102,80 +178,7 @@ impl LocalFile {
 impl Drop for LocalFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-/// Reads the whole file `path` under `root`.
-pub(crate) fn read_whole(
-    root: &Path,
-    url: &crate::StorageUrl,
-    stats: &Stats,
-    path: &str,
-) -> Result<Vec<u8>> {
-    let v = std::fs::read(root.join(path)).map_err(|e| read_error(url, path, e))?;
-    stats.request();
-    stats.received(v.len() as u64);
-    Ok(v)
-}
-
-fn read_error(url: &crate::StorageUrl, path: &str, e: std::io::Error) -> StorageError {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        StorageError::NotFound {
-            url: url.to_string(),
-            path: path.to_string(),
-        }
-    } else {
-        io(&url.to_string(), path, "read", e)
-    }
-}
-
-/// Reads `len` bytes at `offset` of `path` under `root` (fewer if the file ends first), with one
-/// `pread` into the returned buffer instead of OpenDAL's copies through Tokio's blocking pool.
-pub(crate) fn read_range(
-    root: &Path,
-    url: &crate::StorageUrl,
-    stats: &Stats,
-    path: &str,
-    offset: u64,
-    len: u64,
-) -> Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let file = File::open(root.join(path)).map_err(|e| read_error(url, path, e))?;
-    let mut buf = vec![0u8; len as usize];
-    let mut got = 0usize;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(&url.to_string(), path, "read", e)),
-        }
-    }
-    buf.truncate(got);
-    stats.request();
-    stats.received(got as u64);
-    Ok(buf)
-}
-
-fn io(url: &str, path: &str, op: &'static str, e: std::io::Error) -> StorageError {
-    let detail = e.to_string();
-    if e.kind() == std::io::ErrorKind::PermissionDenied {
-        StorageError::PermissionDenied {
-            url: url.to_string(),
-            path: path.to_string(),
-            op,
-            detail,
-        }
-    } else {
-        StorageError::Other {
-            url: url.to_string(),
-            path: path.to_string(),
-            op,
-            detail,
-            // A full disk or an I/O error does not go away by trying again at once.
-            temporary: false,
+            let _ = std::fs::remove_file(self.folder.root.join(&self.name));
         }
     }
 }
@@ -188,7 +191,8 @@ mod tests {
     fn commit_names_the_file_and_drop_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let stats = Arc::new(Stats::default());
-        let mut f = LocalFile::create(dir.path(), "file://x".into(), stats.clone()).unwrap();
+        let folder = LocalFolder::new(dir.path().to_path_buf(), "file://x".into(), stats.clone());
+        let mut f = folder.create().unwrap();
         f.write_all(b"hello ").unwrap();
         f.write_all(b"world").unwrap();
         assert_eq!(f.len(), 11);
@@ -200,11 +204,13 @@ mod tests {
         assert_eq!(stats.snapshot().bytes_sent, 11);
         assert_eq!(stats.snapshot().requests, 1);
 
-        let mut g = LocalFile::create(dir.path(), "file://x".into(), stats).unwrap();
+        let mut g = folder.create().unwrap();
         g.write_all(b"abandoned").unwrap();
         drop(g);
         assert_eq!(
-            std::fs::read_dir(dir.path().join(".tmp")).unwrap().count(),
+            std::fs::read_dir(dir.path().join(TEMPORARY_DIR))
+                .unwrap()
+                .count(),
             0
         );
     }
