@@ -216,18 +216,10 @@ fn check_pack(
     pack: &Id,
     expected: Option<&Vec<(Id, crate::index::Location)>>,
 ) -> Vec<String> {
-    let mut tries = 1;
-    loop {
-        let errors = check_pack_once(repo, pack, expected);
-        if errors.is_empty() || tries >= crate::repo::READ_ATTEMPTS {
-            return errors;
-        }
-        tracing::warn!(
-            "{}; reading it again in case it was damaged on the way",
-            errors[0]
-        );
-        tries += 1;
-    }
+    crate::repo::reread_while(
+        || check_pack_once(repo, pack, expected),
+        |errors| errors.first().cloned(),
+    )
 }
 
 fn check_pack_once(

@@ -350,18 +350,28 @@ impl Repository {
 /// (a faulty proxy, network card or RAM): such an answer fails authentication and is never used;
 /// only damage found every time is reported as damage. A config that says the key is wrong is
 /// confirmed the same way.
-pub(crate) fn reread_on_damage<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+pub(crate) fn reread_on_damage<T>(attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    reread_while(attempt, |r| match r {
+        Err(e) if e.is_damage() || matches!(e, EngineError::WrongKey) => Some(e.to_string()),
+        _ => None,
+    })
+}
+
+/// The mechanism behind [`reread_on_damage`], for attempts whose damage is not an error:
+/// `damage` names what is wrong with a result, and while it does, `attempt` runs again.
+pub(crate) fn reread_while<T>(
+    mut attempt: impl FnMut() -> T,
+    damage: impl Fn(&T) -> Option<String>,
+) -> T {
     let mut tries = 1;
     loop {
-        match attempt() {
-            Err(e)
-                if tries < READ_ATTEMPTS
-                    && (e.is_damage() || matches!(e, EngineError::WrongKey)) =>
-            {
-                tracing::warn!("{e}; reading it again in case it was damaged on the way");
+        let r = attempt();
+        match damage(&r) {
+            Some(what) if tries < READ_ATTEMPTS => {
+                tracing::warn!("{what}; reading it again in case it was damaged on the way");
                 tries += 1;
             }
-            r => return r,
+            _ => return r,
         }
     }
 }
