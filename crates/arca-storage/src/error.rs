@@ -70,7 +70,12 @@ fn describe(e: &opendal::Error) -> String {
         k => format!("{k}: "),
     };
     s.push_str(e.message());
-    let mut cause = std::error::Error::source(e);
+    append_causes(&mut s, std::error::Error::source(e));
+    s
+}
+
+/// Appends `": cause"` for `cause` and each error under it whose message `s` does not hold yet.
+pub(crate) fn append_causes(s: &mut String, mut cause: Option<&(dyn std::error::Error + 'static)>) {
     while let Some(c) = cause {
         let t = c.to_string();
         if !s.contains(&t) {
@@ -79,5 +84,4 @@ fn describe(e: &opendal::Error) -> String {
         }
         cause = c.source();
     }
-    s
 }

@@ -148,6 +148,14 @@ impl Dice {
         self.record("reorder", op, path);
         tokio::time::sleep(delay).await;
     }
+    /// `buf` with some bits of byte `at` flipped (never a no-op).
+    fn corrupt(&self, buf: &Buffer, at: usize, path: &str) -> Buffer {
+        let mut bytes = buf.to_vec();
+        bytes[at] ^= 1 + self.below(255) as u8;
+        self.record("corrupt", "read", path);
+        Buffer::from(bytes)
+    }
+
     fn below(&self, n: u64) -> u64 {
         if n == 0 {
             return 0;
@@ -350,10 +358,10 @@ const READ_FAULTS_CORRUPT: &[Fault] = &[
     Fault::Corrupt,
 ];
 
-impl oio::Read for FaultReader {
-    /// Streamed reads (what `Operator::read` uses): the fault is drawn when the stream opens and
-    /// applied to its first non-empty chunk.
-    async fn open(&self, range: BytesRange) -> Result<(RpRead, Box<dyn oio::ReadStreamDyn>)> {
+impl FaultReader {
+    /// Draws this read's fault; an error is returned at once, a stall waits here, and the
+    /// faults that change the answer are applied by the caller.
+    async fn draw(&self) -> Result<Fault> {
         let dice = &self.dice;
         let fault = dice.roll(if dice.spec.corrupt {
             READ_FAULTS_CORRUPT
@@ -371,6 +379,23 @@ impl oio::Read for FaultReader {
             }
             _ => {}
         }
+        Ok(fault)
+    }
+
+    /// Whether a truncated answer to a read of `range` comes back short without a word: a
+    /// ranged read inside an object may (a broken server); other reads end with the error an
+    /// HTTP client raises for a short body.
+    fn silently_short(&self, range: BytesRange) -> bool {
+        range.offset() > 0 && range.size().is_some() && self.dice.below(2) == 0
+    }
+}
+
+impl oio::Read for FaultReader {
+    /// Streamed reads (what `Operator::read` uses): the fault is drawn when the stream opens and
+    /// applied to its first non-empty chunk.
+    async fn open(&self, range: BytesRange) -> Result<(RpRead, Box<dyn oio::ReadStreamDyn>)> {
+        let dice = &self.dice;
+        let fault = self.draw().await?;
         let (rp, inner) = self.inner.open(range).await?;
         dice.reorder("read", &self.path).await;
         if !matches!(fault, Fault::Truncate | Fault::Corrupt) {
@@ -381,9 +406,7 @@ impl oio::Read for FaultReader {
             fault,
             dice: dice.clone(),
             path: self.path.clone(),
-            // A ranged read inside an object may come back short without a word (a broken
-            // server); other reads end with the error an HTTP client raises for a short body.
-            silent: range.offset() > 0 && range.size().is_some() && dice.below(2) == 0,
+            silent: self.silently_short(range),
             done: false,
         };
         Ok((rp, Box::new(stream)))
@@ -391,29 +414,12 @@ impl oio::Read for FaultReader {
 
     async fn read(&self, range: BytesRange) -> Result<(RpRead, Buffer)> {
         let dice = &self.dice;
-        let fault = dice.roll(if dice.spec.corrupt {
-            READ_FAULTS_CORRUPT
-        } else {
-            READ_FAULTS
-        });
-        match fault {
-            Fault::Error => {
-                dice.record("error", "read", &self.path);
-                return Err(injected("read: 503 Service Unavailable"));
-            }
-            Fault::Stall => {
-                dice.record("stall", "read", &self.path);
-                tokio::time::sleep(dice.spec.stall).await
-            }
-            _ => {}
-        }
+        let fault = self.draw().await?;
         let (rp, buf) = self.inner.read(range).await?;
         dice.reorder("read", &self.path).await;
         if fault == Fault::Truncate && !buf.is_empty() {
             let keep = dice.below(buf.len() as u64) as usize;
-            // A ranged read inside an object may come back short without a word (a broken
-            // server); a whole read ends with the error an HTTP client raises for a short body.
-            if range.offset() > 0 && range.size().is_some() && dice.below(2) == 0 {
+            if self.silently_short(range) {
                 dice.record("short", "read", &self.path);
                 return Ok((rp, buf.slice(0..keep)));
             }
@@ -424,12 +430,8 @@ impl oio::Read for FaultReader {
             )));
         }
         if fault == Fault::Corrupt && !buf.is_empty() {
-            let mut bytes = buf.to_vec();
-            let at = dice.below(bytes.len() as u64) as usize;
-            // Never a no-op: some bit of the byte flips.
-            bytes[at] ^= 1 + dice.below(255) as u8;
-            dice.record("corrupt", "read", &self.path);
-            return Ok((rp, Buffer::from(bytes)));
+            let at = dice.below(buf.len() as u64) as usize;
+            return Ok((rp, dice.corrupt(&buf, at, &self.path)));
         }
         Ok((rp, buf))
     }
@@ -459,11 +461,7 @@ impl oio::ReadStream for FaultStream {
         let dice = &self.dice;
         let at = dice.below(buf.len() as u64) as usize;
         if self.fault == Fault::Corrupt {
-            let mut bytes = buf.to_vec();
-            // Never a no-op: some bit of the byte flips.
-            bytes[at] ^= 1 + dice.below(255) as u8;
-            dice.record("corrupt", "read", &self.path);
-            return Ok(Buffer::from(bytes));
+            return Ok(dice.corrupt(&buf, at, &self.path));
         }
         if self.silent {
             dice.record("short", "read", &self.path);

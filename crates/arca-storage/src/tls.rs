@@ -49,15 +49,7 @@ pub(crate) fn transport(
 /// An error and its causes in one line.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cause = c.source();
-    }
+    crate::error::append_causes(&mut s, e.source());
     s
 }
 
