@@ -23,10 +23,9 @@
 //! (docs/RELIABILITY.md). The PostgreSQL run is skipped with a loud message when the server does
 //! not answer, unless `ARCA_REQUIRE_SERVERS=1`.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arca_client::{
@@ -35,130 +34,36 @@ use arca_client::{
 };
 use arca_crypto::BackupKey;
 use arca_vault::VaultError;
-use arca_vault::http::auth::{Issuer, Issuers};
 use arca_vault::service::release_key;
-use arca_vault::suite::{KsfParams, Suite};
+use arca_vault::suite::Suite;
 use arca_vault::wire::*;
-use opaque_ke::{ClientLogin, ClientLoginFinishParameters, CredentialResponse, Identifiers};
+use common::*;
+use opaque_ke::ClientLogin;
 use rand_core::{OsRng, RngCore};
 
-const TEST_KSF: KsfParams = KsfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
-const ISSUER: &str = "arca-test";
-const SECRET: &str = "test secret: 0123456789abcdef0123456789abcdef";
 const LIMIT: u32 = 10;
 
+/// SQLite needs no `[database]` section; PostgreSQL gets a pool of four.
 fn config_text(pg: bool) -> String {
-    let database = if pg {
-        "[database]\nmax_connections = 4\nconnect_timeout_secs = 2\nstatement_timeout_secs = 5\npool_timeout_secs = 5\n"
-    } else {
-        ""
-    };
-    format!(
-        r#"
-master_key_file = "master.key"
-create_master_key = true
-
-[[issuer]]
-name = "{ISSUER}"
-hs256_secret = "{SECRET}"
-
-[policy]
-ksf_floor = {{ m_kib = 64, t = 1, p = 1 }}
-insecure_test_ksf = true
-
-[rate_limit]
-per_account_per_minute = 0
-per_address_per_minute = 0
-
-{database}"#
-    )
+    Config {
+        no_rate_limits: true,
+        database_pool: pg.then_some(4),
+        ..Config::default()
+    }
+    .text()
 }
 
-fn token(account: &str) -> String {
-    Issuers(vec![
-        Issuer::hs256(ISSUER, SECRET.as_bytes(), None).unwrap(),
-    ])
-    .issue(None, account, Duration::from_secs(3600))
-    .unwrap()
+/// The vault, logging at warn level.
+fn start(dir: &Path, database: &str) -> Server {
+    Server::try_start(dir, database, "warn")
+        .unwrap_or_else(|e| panic!("the vault did not start after a crash: {e}"))
 }
 
-/// A running `arca-vault serve`, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Server {
-    fn start(dir: &Path, database: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_arca-vault"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
-            .arg("--config")
-            .arg(dir.join("vault.toml"))
-            .env("ARCA_VAULT_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn arca-vault");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        {
-            let mut pipe = child.stderr.take().unwrap();
-            let buf = stderr.clone();
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        let Some(url) = first.trim().strip_prefix("listening on ") else {
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            panic!(
-                "the vault did not start after a crash: {}",
-                String::from_utf8_lossy(&stderr.lock().unwrap())
-            );
-        };
-        Server {
-            url: url.to_string(),
-            child,
-            stderr,
-        }
-    }
-
-    fn http(&self, account: &str) -> Http {
-        Http::new(&self.url, &token(account), account).unwrap()
-    }
-
-    /// SIGKILL: no graceful shutdown. Panics if the server had logged a panic.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let logs = String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned();
-        assert!(!logs.contains("panicked"), "the vault panicked: {logs}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGKILL: no graceful shutdown. Panics if the server had logged a panic.
+fn kill(server: Server) {
+    let logs = server.kill();
+    let logs = String::from_utf8_lossy(&logs);
+    assert!(!logs.contains("panicked"), "the vault panicked: {logs}");
 }
 
 /// A uniform random number in `0..n`.
@@ -178,9 +83,9 @@ fn kill_during<T: Send + 'static>(
     let url = server.url.clone();
     let client = std::thread::spawn(move || op(url));
     std::thread::sleep(delay);
-    server.kill();
+    kill(server);
     let seen = client.join().expect("the client thread panicked");
-    (Server::start(dir, database), seen)
+    (start(dir, database), seen)
 }
 
 /// How long `op` takes against a live server (the median of five runs).
@@ -239,7 +144,7 @@ impl Campaign {
         .unwrap();
         let database =
             database.unwrap_or_else(|| dir.path().join("vault.db").display().to_string());
-        let server = Some(Server::start(dir.path(), &database));
+        let server = Some(start(dir.path(), &database));
         Campaign {
             dir,
             database,
@@ -563,13 +468,7 @@ fn login_by_steps(url: &str, account: &str, password: &[u8]) -> LoginSeen {
             return seen;
         }
     };
-    let argon = resp.ksf.argon2().unwrap();
-    let done = start.state.finish(
-        &mut OsRng,
-        password,
-        CredentialResponse::deserialize(&resp.response).unwrap(),
-        ClientLoginFinishParameters::new(None, Identifiers::default(), Some(&argon)),
-    );
+    let done = try_client_finish(start.state, password, &resp);
     let finalization = match &done {
         Ok(d) => d.message.serialize().to_vec(),
         Err(_) => Vec::new(),
@@ -625,68 +524,10 @@ fn sigkill_during_registration_login_and_password_change_sqlite() {
     run_campaign("SQLite", None, rounds(30));
 }
 
-/// A database of this test's own on the machine's PostgreSQL server, dropped at the end.
-struct TestDb {
-    admin: String,
-    name: String,
-}
-
-impl TestDb {
-    /// `None` (after a loud message) if the server does not answer and servers are not required.
-    fn new() -> Option<TestDb> {
-        let admin = std::env::var("ARCA_TEST_POSTGRES")
-            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=root dbname=postgres".into());
-        let mut c = match postgres::Client::connect(&admin, postgres::NoTls) {
-            Ok(c) => c,
-            Err(e) => {
-                if std::env::var("ARCA_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
-                    panic!("PostgreSQL ({admin}) does not answer and ARCA_REQUIRE_SERVERS=1: {e}");
-                }
-                eprintln!(
-                    "\n!!!!!!!! SKIPPED: PostgreSQL ({admin}) does not answer ({e}), so this test did not run (.ci/run starts it).\n"
-                );
-                return None;
-            }
-        };
-        let name = format!(
-            "arca_test_crash_{}_{:08x}",
-            std::process::id(),
-            OsRng.next_u32()
-        );
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        Some(TestDb { admin, name })
-    }
-
-    fn url(&self) -> String {
-        let host = |k: &str, d: &str| {
-            self.admin
-                .split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
-                .unwrap_or_else(|| d.to_string())
-        };
-        format!(
-            "postgres://{}@{}:{}/{}",
-            host("user", "root"),
-            host("host", "127.0.0.1"),
-            host("port", "5432"),
-            self.name
-        )
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
 #[test]
 fn sigkill_during_registration_login_and_password_change_postgres() {
-    let Some(db) = TestDb::new() else { return };
-    run_campaign("PostgreSQL", Some(db.url()), rounds(20));
+    let Some(db) = TestDb::try_new("crash") else {
+        return;
+    };
+    run_campaign("PostgreSQL", Some(db.url_as_admin()), rounds(20));
 }

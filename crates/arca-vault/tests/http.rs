@@ -1,55 +1,22 @@
 //! The real `arca-vault` binary on loopback, driven by arca-client's HTTP transport and
 //! protocol functions, and by raw requests where a well-behaved client cannot go.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use arca_client::{
-    ClientError, Http, Transport, change_password_with_ticket, head_mac, key_proof, open_envelope,
-    recover, register, token_account,
+    ClientError, Http, Transport, change_password_with_ticket, head_mac, key_proof, recover,
+    register, token_account,
 };
 use arca_crypto::BackupKey;
 use arca_vault::VaultError;
 use arca_vault::http::auth::{Issuer, Issuers};
-use arca_vault::service::release_key;
-use arca_vault::suite::{KsfParams, Suite};
 use arca_vault::wire::*;
-use opaque_ke::{
-    ClientLogin, ClientLoginFinishParameters, ClientLoginFinishResult, CredentialResponse,
-    Identifiers,
-};
+use common::*;
 use rand_core::OsRng;
-
-/// Cheap Argon2id, allowed only because the config says `insecure_test_ksf = true`.
-const TEST_KSF: KsfParams = KsfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
-const ISSUER: &str = "arca-test";
-const SECRET: &str = "test secret: 0123456789abcdef0123456789abcdef";
-
-fn config_text(extra: &str) -> String {
-    format!(
-        r#"
-master_key_file = "master.key"
-create_master_key = true
-
-[[issuer]]
-name = "{ISSUER}"
-hs256_secret = "{SECRET}"
-
-[policy]
-ksf_floor = {{ m_kib = 64, t = 1, p = 1 }}
-insecure_test_ksf = true
-{extra}
-"#
-    )
-}
 
 /// Generous limits so that the tests are never throttled by accident.
 const LOOSE_LIMITS: &str = r#"
@@ -60,221 +27,29 @@ per_address_per_minute = 60000
 per_address_burst = 10000
 "#;
 
-/// A running `arca-vault serve`, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<Vec<u8>>>,
+/// The vault on `dir/vault.db` with `dir/vault.toml`, which is written from `config` if given.
+/// It logs at debug level: one test looks for the requests in the log.
+fn start(dir: &Path, config: Option<&str>) -> Server {
+    start_with(dir, config, LOOPBACK, &[])
+        .unwrap_or_else(|e| panic!("the vault did not start: {e}"))
 }
 
-impl Server {
-    /// Starts the binary on `dir/vault.db` with `dir/vault.toml`, which is written from
-    /// `config` if given.
-    fn start(dir: &Path, config: Option<&str>) -> Server {
-        Self::start_with(dir, config, "127.0.0.1:0", &[])
-            .unwrap_or_else(|e| panic!("the vault did not start: {e}"))
+fn start_with(
+    dir: &Path,
+    config: Option<&str>,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> Result<Server, String> {
+    if let Some(text) = config {
+        std::fs::write(dir.join("vault.toml"), text).unwrap();
     }
-
-    fn start_with(
-        dir: &Path,
-        config: Option<&str>,
-        listen: &str,
-        env: &[(&str, &str)],
-    ) -> Result<Server, String> {
-        let cfg = dir.join("vault.toml");
-        if let Some(text) = config {
-            std::fs::write(&cfg, text).unwrap();
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_arca-vault"))
-            .args(["serve", "--listen", listen, "--database"])
-            .arg(dir.join("vault.db"))
-            .arg("--config")
-            .arg(&cfg)
-            .env("ARCA_VAULT_LOG", "debug")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn arca-vault");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        {
-            let mut pipe = child.stderr.take().unwrap();
-            let buf = stderr.clone();
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        let Some(url) = first.trim().strip_prefix("listening on ") else {
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            let err = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
-            return Err(err);
-        };
-        Ok(Server {
-            url: url.to_string(),
-            child,
-            stderr,
-        })
-    }
-
-    fn http(&self, account: &str) -> Http {
-        Http::new(&self.url, &token(account), account).unwrap()
-    }
-
-    fn logs(&self) -> Vec<u8> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Kills the process at once (no graceful shutdown), as a crash would.
-    fn kill(mut self) -> Vec<u8> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(50));
-        self.logs()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn issuers() -> Issuers {
-    Issuers(vec![
-        Issuer::hs256(ISSUER, SECRET.as_bytes(), None).unwrap(),
-    ])
-}
-
-fn token(account: &str) -> String {
-    issuers()
-        .issue(None, account, Duration::from_secs(3600))
-        .unwrap()
-}
-
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    www_authenticate: Option<String>,
-    body: String,
-}
-
-impl Answer {
-    fn error(&self) -> ErrorBody {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not an ErrorBody ({e}): {}", self.body))
-    }
-}
-
-/// One request exactly as given, for what a well-behaved client would never send.
-fn raw(method: &str, url: &str, auth: Option<&str>, body: Option<&[u8]>) -> Answer {
-    try_raw(method, url, auth, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
-}
-
-fn try_raw(
-    method: &str,
-    url: &str,
-    auth: Option<&str>,
-    body: Option<&[u8]>,
-) -> Result<Answer, Box<ureq::Transport>> {
-    let mut req = ureq::request(method, url);
-    if let Some(a) = auth {
-        req = req.set("Authorization", a);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => return Err(Box::new(t)),
-    };
-    Ok(Answer {
-        status: resp.status(),
-        retry_after: resp.header("Retry-After").map(str::to_string),
-        www_authenticate: resp.header("WWW-Authenticate").map(str::to_string),
-        body: resp.into_string().unwrap(),
-    })
-}
-
-fn bearer(account: &str) -> String {
-    format!("Bearer {}", token(account))
-}
-
-fn guesses_left(t: &dyn Transport) -> Option<u32> {
-    t.status().unwrap().guesses_left
-}
-
-/// The device's login start, by hand (to hold the state across what the test does next).
-fn start_login(t: &dyn Transport, password: &[u8]) -> (ClientLogin<Suite>, LoginStartResponse) {
-    let start = ClientLogin::<Suite>::start(&mut OsRng, password).unwrap();
-    let resp = t
-        .login_start(&LoginStartRequest {
-            request: start.message.serialize().to_vec(),
-        })
-        .unwrap();
-    (start.state, resp)
-}
-
-fn client_finish(
-    state: ClientLogin<Suite>,
-    password: &[u8],
-    resp: &LoginStartResponse,
-) -> ClientLoginFinishResult<Suite> {
-    let argon = resp.ksf.argon2().unwrap();
-    state
-        .finish(
-            &mut OsRng,
-            password,
-            CredentialResponse::deserialize(&resp.response).unwrap(),
-            ClientLoginFinishParameters::new(None, Identifiers::default(), Some(&argon)),
-        )
-        .unwrap()
-}
-
-fn open_released(
-    account: &str,
-    done: &ClientLoginFinishResult<Suite>,
-    login_id: &[u8],
-    fin: &LoginFinishResponse,
-) -> BackupKey {
-    let envelope = arca_crypto::open(
-        &release_key(&done.session_key),
-        login_id,
-        &fin.sealed_envelope,
-    )
-    .unwrap();
-    open_envelope(&done.export_key, account, &envelope).unwrap()
-}
-
-fn wrong_password(r: Result<impl Sized, ClientError>) -> u32 {
-    match r {
-        Err(ClientError::WrongPassword { guesses_left }) => guesses_left,
-        Err(e) => panic!("expected a wrong password, got {e}"),
-        Ok(_) => panic!("expected a wrong password, got success"),
-    }
+    Server::start_with(dir, dir.join("vault.db"), "debug", listen, env)
 }
 
 #[test]
 fn register_recover_count_down_and_destroy() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let t = server.http("alice");
     assert_eq!(t.account(), "alice");
     let st = t.status().unwrap();
@@ -335,17 +110,7 @@ fn register_recover_count_down_and_destroy() {
         "POST",
         &format!("{}/v1/accounts/alice/login/start", server.url),
         Some(&bearer("alice")),
-        Some(
-            serde_json::to_string(&LoginStartRequest {
-                request: ClientLogin::<Suite>::start(&mut OsRng, pw)
-                    .unwrap()
-                    .message
-                    .serialize()
-                    .to_vec(),
-            })
-            .unwrap()
-            .as_bytes(),
-        ),
+        Some(&login_start_body(pw)),
     );
     assert_eq!((a.status, a.error().error.as_str()), (410, "gone"));
 
@@ -379,40 +144,15 @@ fn register_recover_count_down_and_destroy() {
 #[test]
 fn fifty_concurrent_wrong_login_starts_get_at_most_ten_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let t = server.http("race");
     let k = BackupKey::generate();
     register(&t, "race", b"the right one", &k, TEST_KSF, Some(10), None).unwrap();
 
-    let answered = AtomicU32::new(0);
-    let gone = AtomicU32::new(0);
-    let barrier = Barrier::new(50);
-    std::thread::scope(|s| {
-        for _ in 0..50 {
-            s.spawn(|| {
-                let t = server.http("race");
-                let start = ClientLogin::<Suite>::start(&mut OsRng, b"a wrong guess").unwrap();
-                let req = LoginStartRequest {
-                    request: start.message.serialize().to_vec(),
-                };
-                barrier.wait();
-                match t.login_start(&req) {
-                    Ok(resp) => {
-                        assert!(!resp.response.is_empty());
-                        answered.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(VaultError::Gone) => {
-                        gone.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) => panic!("unexpected answer: {e}"),
-                }
-            });
-        }
-    });
-    let answered = answered.into_inner();
+    let (answered, gone) = racing_wrong_starts(50, |_| server.http("race"));
     assert!(answered <= 10, "{answered} OPAQUE responses for 10 guesses");
     assert_eq!(answered, 10, "every guess was answered once");
-    assert_eq!(gone.into_inner(), 40);
+    assert_eq!(gone, 40);
     assert!(t.status().unwrap().gone);
     assert!(matches!(
         recover(&t, "race", b"the right one", &TEST_KSF),
@@ -423,7 +163,7 @@ fn fifty_concurrent_wrong_login_starts_get_at_most_ten_answers() {
 #[test]
 fn a_login_survives_a_vault_restart_and_finishes_only_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let k = BackupKey::generate();
     let pw = b"restart-proof password";
     let t = server.http("erin");
@@ -432,7 +172,7 @@ fn a_login_survives_a_vault_restart_and_finishes_only_once() {
     assert_eq!(resp.guesses_left, 9);
     server.kill();
 
-    let server = Server::start(dir.path(), None);
+    let server = start(dir.path(), None);
     let t = server.http("erin");
     let done = client_finish(state, pw, &resp);
     let fin_req = LoginFinishRequest {
@@ -461,7 +201,7 @@ fn a_login_survives_a_vault_restart_and_finishes_only_once() {
 #[test]
 fn altered_and_foreign_finishes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let k = BackupKey::generate();
     let pw = b"frank's password";
     let frank = server.http("frank");
@@ -578,7 +318,7 @@ fn altered_and_foreign_finishes_are_refused() {
 #[test]
 fn missing_or_bad_tokens_are_401_and_charge_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let t = server.http("gina");
     register(
         &t,
@@ -590,14 +330,7 @@ fn missing_or_bad_tokens_are_401_and_charge_nothing() {
         None,
     )
     .unwrap();
-    let body = serde_json::to_string(&LoginStartRequest {
-        request: ClientLogin::<Suite>::start(&mut OsRng, b"guess")
-            .unwrap()
-            .message
-            .serialize()
-            .to_vec(),
-    })
-    .unwrap();
+    let body = login_start_body(b"guess");
     let url = format!("{}/v1/accounts/gina/login/start", server.url);
 
     let wrong_key = Issuers(vec![Issuer::hs256(ISSUER, &[0x55; 40], None).unwrap()])
@@ -626,7 +359,7 @@ fn missing_or_bad_tokens_are_401_and_charge_nothing() {
         Some(format!("Bearer {tampered}")),
     ];
     for auth in &cases {
-        let a = raw("POST", &url, auth.as_deref(), Some(body.as_bytes()));
+        let a = raw("POST", &url, auth.as_deref(), Some(&body));
         assert_eq!(a.status, 401, "{auth:?}: {}", a.body);
         assert_eq!(a.error().error, "unauthorized");
         assert!(a.www_authenticate.unwrap().starts_with("Bearer"));
@@ -636,12 +369,7 @@ fn missing_or_bad_tokens_are_401_and_charge_nothing() {
     let bad = Http::new(&server.url, &wrong_key, "gina").unwrap();
     assert!(matches!(bad.status(), Err(VaultError::Unauthorized(_))));
     // and a good token works
-    let a = raw(
-        "POST",
-        &url,
-        Some(&format!("Bearer {good}")),
-        Some(body.as_bytes()),
-    );
+    let a = raw("POST", &url, Some(&format!("Bearer {good}")), Some(&body));
     assert_eq!(a.status, 200);
     assert_eq!(guesses_left(&t), Some(9));
 }
@@ -669,7 +397,7 @@ fn expired_token() -> String {
 #[test]
 fn malformed_bodies_are_400_and_charge_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let t = server.http("hank");
     register(
         &t,
@@ -748,7 +476,7 @@ fn malformed_bodies_are_400_and_charge_nothing() {
 #[test]
 fn secrets_never_reach_the_database_or_the_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let account = "ivy";
     let t = server.http(account);
     let pw1 = b"Pw1-zebra-quartz-umbrella-4471".to_vec();
@@ -808,14 +536,10 @@ fn secrets_never_reach_the_database_or_the_logs() {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[test]
 fn an_expired_login_cannot_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = start(
         dir.path(),
         Some(&config_text(&format!("login_ttl_secs = 1\n{LOOSE_LIMITS}"))),
     );
@@ -838,7 +562,7 @@ fn an_expired_login_cannot_finish() {
 #[test]
 fn rate_limits_answer_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = start(
         dir.path(),
         Some(&config_text(
             r#"
@@ -871,7 +595,7 @@ per_address_burst = 10000
 
     // per address: a separate server whose address limit is tight
     let dir2 = tempfile::tempdir().unwrap();
-    let server2 = Server::start(
+    let server2 = start(
         dir2.path(),
         Some(&config_text(
             r#"
@@ -950,7 +674,7 @@ insecure_test_ksf = true
     assert_eq!(token_account(&tok).unwrap(), "mo");
 
     let master = "5a".repeat(32);
-    let server = Server::start_with(
+    let server = start_with(
         dir.path(),
         None,
         "127.0.0.1:0",
@@ -979,7 +703,7 @@ fn tls_when_a_certificate_is_configured() {
     let config = config_text(&format!(
         "{LOOSE_LIMITS}\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"
     ));
-    let server = Server::start(dir.path(), Some(&config));
+    let server = start(dir.path(), Some(&config));
     assert!(
         server.url.starts_with("https://127.0.0.1:"),
         "{}",
@@ -1017,7 +741,7 @@ fn tls_when_a_certificate_is_configured() {
 fn startup_refuses_what_it_must() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_text("");
-    let e = Server::start_with(dir.path(), Some(&config), "0.0.0.0:0", &[])
+    let e = start_with(dir.path(), Some(&config), "0.0.0.0:0", &[])
         .err()
         .expect("plain HTTP on every address is refused");
     assert!(e.contains("loopback"), "{e}");
@@ -1033,16 +757,16 @@ fn startup_refuses_what_it_must() {
     assert!(e.contains("PostgreSQL"), "{e}");
 
     let weak = config_text("").replace("insecure_test_ksf = true", "");
-    let e = Server::start_with(dir.path(), Some(&weak), "127.0.0.1:0", &[])
+    let e = start_with(dir.path(), Some(&weak), "127.0.0.1:0", &[])
         .err()
         .expect("a lowered Argon2 floor needs the test switch");
     assert!(e.contains("insecure_test_ksf"), "{e}");
 
     let wrong_master = config_text("");
-    let server = Server::start(dir.path(), Some(&wrong_master));
+    let server = start(dir.path(), Some(&wrong_master));
     drop(server);
     std::fs::write(dir.path().join("master.key"), "00".repeat(32)).unwrap();
-    let e = Server::start_with(dir.path(), None, "127.0.0.1:0", &[])
+    let e = start_with(dir.path(), None, "127.0.0.1:0", &[])
         .err()
         .expect("another master key does not open the vault");
     assert!(e.contains("master key"), "{e}");
@@ -1054,7 +778,7 @@ fn startup_refuses_what_it_must() {
 #[test]
 fn a_head_sequence_number_beyond_i64_is_refused_and_cannot_move_the_register_back() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
+    let server = start(dir.path(), Some(&config_text(LOOSE_LIMITS)));
     let t = server.http("olga");
     let k = BackupKey::generate();
     let repo = [9u8; 16];

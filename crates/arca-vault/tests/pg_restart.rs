@@ -22,30 +22,20 @@
 //! Without the PostgreSQL programs the test is skipped with a loud message, unless
 //! `ARCA_REQUIRE_SERVERS=1` (set by .ci/run): then it fails.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arca_client::{ClientError, Http, Transport, recover, register};
+use arca_client::{ClientError, Transport, recover, register};
 use arca_crypto::BackupKey;
 use arca_vault::VaultError;
-use arca_vault::http::auth::{Issuer, Issuers};
-use arca_vault::suite::{KsfParams, Suite};
 use arca_vault::wire::*;
-use opaque_ke::ClientLogin;
-use rand_core::OsRng;
+use common::{Server as Node, *};
 
-const TEST_KSF: KsfParams = KsfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
-const ISSUER: &str = "arca-test";
-const SECRET: &str = "test secret: 0123456789abcdef0123456789abcdef";
 /// The guess budget of the account that only ever gets wrong passwords.
 const BAD_LIMIT: u32 = 100_000;
 /// The uid and gid the cluster runs as when the test runs as root.
@@ -64,14 +54,6 @@ fn postgres_bin() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop().map(|(_, bin)| bin)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A PostgreSQL cluster of the test's own, stopped (immediately) on drop.
@@ -200,143 +182,17 @@ fn text(out: &Output) -> String {
 }
 
 fn config_text() -> String {
-    format!(
-        r#"
-master_key_file = "master.key"
-create_master_key = true
-
-[[issuer]]
-name = "{ISSUER}"
-hs256_secret = "{SECRET}"
-
-[policy]
-ksf_floor = {{ m_kib = 64, t = 1, p = 1 }}
-insecure_test_ksf = true
-max_guess_limit = {BAD_LIMIT}
-
-[rate_limit]
-per_account_per_minute = 0
-per_address_per_minute = 0
-
-[database]
-max_connections = 6
-connect_timeout_secs = 2
-statement_timeout_secs = 5
-pool_timeout_secs = 5
-"#
-    )
+    Config {
+        max_guess_limit: Some(BAD_LIMIT),
+        no_rate_limits: true,
+        database_pool: Some(6),
+        ..Config::default()
+    }
+    .text()
 }
 
-fn token(account: &str) -> String {
-    Issuers(vec![
-        Issuer::hs256(ISSUER, SECRET.as_bytes(), None).unwrap(),
-    ])
-    .issue(None, account, Duration::from_secs(3600))
-    .unwrap()
-}
-
-/// A running `arca-vault serve`, killed on drop.
-struct Node {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Node {
-    fn start(dir: &Path, database: &str) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_arca-vault"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
-            .arg("--config")
-            .arg(dir.join("vault.toml"))
-            .env("ARCA_VAULT_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn arca-vault");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        {
-            let mut pipe = child.stderr.take().unwrap();
-            let buf = stderr.clone();
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        let Some(url) = first.trim().strip_prefix("listening on ") else {
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            panic!(
-                "the vault did not start: {}",
-                String::from_utf8_lossy(&stderr.lock().unwrap())
-            );
-        };
-        Node {
-            url: url.to_string(),
-            child,
-            stderr,
-        }
-    }
-
-    fn http(&self, account: &str) -> Http {
-        Http::new(&self.url, &token(account), account).unwrap()
-    }
-
-    fn logs(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// Whether the process is still running (it must never need a restart).
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    body: String,
-}
-
-fn raw(method: &str, url: &str, auth: Option<&str>, body: Option<&[u8]>) -> Answer {
-    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
-    if let Some(a) = auth {
-        req = req.set("Authorization", a);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    Answer {
-        status: resp.status(),
-        retry_after: resp.header("Retry-After").map(str::to_string),
-        body: resp.into_string().unwrap(),
-    }
-}
+/// The nodes log at warn level.
+const LOG: &str = "warn";
 
 /// A 503 as the API promises it: code `unavailable`, `Retry-After` of at least a second.
 fn assert_unavailable(a: &Answer, what: &str) {
@@ -350,30 +206,6 @@ fn assert_unavailable(a: &Answer, what: &str) {
         .parse()
         .unwrap();
     assert!(secs >= 1, "{what}: Retry-After {secs}");
-}
-
-fn login_start_body(password: &[u8]) -> Vec<u8> {
-    serde_json::to_vec(&LoginStartRequest {
-        request: ClientLogin::<Suite>::start(&mut OsRng, password)
-            .unwrap()
-            .message
-            .serialize()
-            .to_vec(),
-    })
-    .unwrap()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Seen {
-    Ok,
-    Unavailable,
-}
-
-#[derive(Debug)]
-struct Event {
-    began: Instant,
-    ended: Instant,
-    seen: Seen,
 }
 
 /// One restart, as the test saw it from the outside.
@@ -401,7 +233,7 @@ fn guesses_in_db(db: &mut postgres::Client, account: &str) -> u32 {
 fn postgres_restarted_during_load_answers_503_charges_nothing_wrongly_and_recovers() {
     let started = Instant::now();
     let Some(bin) = postgres_bin() else {
-        if std::env::var("ARCA_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+        if servers_required() {
             panic!(
                 "the PostgreSQL server programs (/usr/lib/postgresql/*/bin/initdb, pg_ctl) are \
                  missing and ARCA_REQUIRE_SERVERS=1: install them with `apt-get install postgresql`"
@@ -422,8 +254,8 @@ fn postgres_restarted_during_load_answers_503_charges_nothing_wrongly_and_recove
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("vault.toml"), config_text()).unwrap();
     let database = cluster.url("vault");
-    let first = Node::start(dir.path(), &database); // creates the master key and the schema
-    let mut nodes = vec![first, Node::start(dir.path(), &database)];
+    let first = Node::start(dir.path(), &database, LOG); // creates the master key and the schema
+    let mut nodes = vec![first, Node::start(dir.path(), &database, LOG)];
     let key = BackupKey::generate();
     let pw: &[u8] = b"the right password";
     register(
@@ -456,26 +288,14 @@ fn postgres_restarted_during_load_answers_503_charges_nothing_wrongly_and_recove
         for i in 0..2 {
             let (stop, events, nodes, key) = (&stop, &good, &nodes, &key);
             s.spawn(move || {
-                let mut n = i;
-                while !stop.load(Ordering::SeqCst) {
-                    n += 1;
-                    let t = nodes[n % 2].http("good");
-                    let began = Instant::now();
-                    let seen = match recover(&t, "good", pw, &TEST_KSF) {
-                        Ok(got) => {
-                            assert!(got.key == *key, "a login recovered the wrong key");
-                            Seen::Ok
-                        }
-                        Err(ClientError::Vault(VaultError::Unavailable(_))) => Seen::Unavailable,
-                        Err(e) => panic!("a right password got {e}"),
-                    };
-                    events.lock().unwrap().push(Event {
-                        began,
-                        ended: Instant::now(),
-                        seen,
-                    });
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                record_until(
+                    stop,
+                    i,
+                    Duration::from_millis(5),
+                    events,
+                    |n| nodes[n % 2].http("good"),
+                    |t| right_login(&t, "good", pw, key),
+                );
             });
         }
         // Wrong passwords: complete login attempts (the finish must say wrong_password), and
@@ -483,45 +303,45 @@ fn postgres_restarted_during_load_answers_503_charges_nothing_wrongly_and_recove
         for i in 0..2 {
             let (stop, events, nodes) = (&stop, &bad, &nodes);
             s.spawn(move || {
-                let mut n = i;
-                while !stop.load(Ordering::SeqCst) {
-                    n += 1;
-                    let node = &nodes[n % 2];
-                    let began = Instant::now();
-                    let seen = if n % 3 == 0 {
-                        match recover(&node.http("bad"), "bad", b"a guess", &TEST_KSF) {
-                            Ok(_) => panic!("a wrong password succeeded"),
-                            Err(ClientError::WrongPassword { .. }) => Seen::Ok,
-                            // `recover` reports a wrong password once the start was answered
-                            // (even if the finish then failed): this is an unanswered start.
-                            Err(ClientError::Vault(VaultError::Unavailable(_))) => {
+                record_until(
+                    stop,
+                    i,
+                    Duration::from_millis(5),
+                    events,
+                    |n| n,
+                    |n| {
+                        let node = &nodes[n % 2];
+                        if n % 3 == 0 {
+                            match recover(&node.http("bad"), "bad", b"a guess", &TEST_KSF) {
+                                Ok(_) => panic!("a wrong password succeeded"),
+                                Err(ClientError::WrongPassword { .. }) => Seen::Ok,
+                                // `recover` reports a wrong password once the start was
+                                // answered (even if the finish then failed): this is an
+                                // unanswered start.
+                                Err(ClientError::Vault(VaultError::Unavailable(_))) => {
+                                    Seen::Unavailable
+                                }
+                                Err(e) => panic!("a wrong password got {e}"),
+                            }
+                        } else {
+                            let a = raw_within(
+                                RAW_TIMEOUT,
+                                "POST",
+                                &format!("{}/v1/accounts/bad/login/start", node.url),
+                                Some(&bearer("bad")),
+                                Some(&login_start_body(b"another guess")),
+                            );
+                            if a.status == 200 {
+                                let r: LoginStartResponse = serde_json::from_str(&a.body).unwrap();
+                                assert!(!r.response.is_empty());
+                                Seen::Ok
+                            } else {
+                                assert_unavailable(&a, "a login start during the restarts");
                                 Seen::Unavailable
                             }
-                            Err(e) => panic!("a wrong password got {e}"),
                         }
-                    } else {
-                        let a = raw(
-                            "POST",
-                            &format!("{}/v1/accounts/bad/login/start", node.url),
-                            Some(&format!("Bearer {}", token("bad"))),
-                            Some(&login_start_body(b"another guess")),
-                        );
-                        if a.status == 200 {
-                            let r: LoginStartResponse = serde_json::from_str(&a.body).unwrap();
-                            assert!(!r.response.is_empty());
-                            Seen::Ok
-                        } else {
-                            assert_unavailable(&a, "a login start during the restarts");
-                            Seen::Unavailable
-                        }
-                    };
-                    events.lock().unwrap().push(Event {
-                        began,
-                        ended: Instant::now(),
-                        seen,
-                    });
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                    },
+                );
             });
         }
 
@@ -542,18 +362,13 @@ fn postgres_restarted_during_load_answers_503_charges_nothing_wrongly_and_recove
         cluster.pg_ctl(&["stop", "-m", "fast"]);
         std::thread::sleep(Duration::from_millis(300));
         for n in &nodes {
-            assert_unavailable(
-                &raw("GET", &format!("{}/readyz", n.url), None, None),
-                "readyz",
-            );
-            assert_eq!(
-                raw("GET", &format!("{}/healthz", n.url), None, None).status,
-                200
-            );
-            let a = raw(
+            assert_unavailable(&n.get("/readyz"), "readyz");
+            assert_eq!(n.get("/healthz").status, 200);
+            let a = raw_within(
+                RAW_TIMEOUT,
                 "POST",
                 &format!("{}/v1/accounts/good/login/start", n.url),
-                Some(&format!("Bearer {}", token("good"))),
+                Some(&bearer("good")),
                 Some(&login_start_body(pw)),
             );
             assert_unavailable(&a, "a login start while PostgreSQL is stopped");

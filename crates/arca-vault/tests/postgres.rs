@@ -8,10 +8,10 @@
 //! an outage is a TCP proxy in front of it that the test cuts, and `pg_terminate_backend` on the
 //! test database's own sessions.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -22,126 +22,22 @@ use arca_client::{
 };
 use arca_crypto::BackupKey;
 use arca_vault::VaultError;
-use arca_vault::http::auth::{Issuer, Issuers};
-use arca_vault::service::release_key;
-use arca_vault::suite::{KsfParams, Suite};
 use arca_vault::wire::*;
-use opaque_ke::{
-    ClientLogin, ClientLoginFinishParameters, ClientLoginFinishResult, CredentialResponse,
-    Identifiers,
-};
+use common::{Server as Node, *};
 use rand_core::{OsRng, RngCore};
 
-const TEST_KSF: KsfParams = KsfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
-const ISSUER: &str = "arca-test";
-const SECRET: &str = "test secret: 0123456789abcdef0123456789abcdef";
-
-fn admin_conninfo() -> String {
-    std::env::var("ARCA_TEST_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=root dbname=postgres".into())
-}
-
-fn admin() -> postgres::Client {
-    postgres::Client::connect(&admin_conninfo(), postgres::NoTls).unwrap_or_else(|e| {
-        panic!(
-            "cannot reach PostgreSQL ({}): {e}; start it with `pg_ctlcluster \
-             --skip-systemctl-redirect $(ls /etc/postgresql) main start` (.ci/run does)",
-            admin_conninfo()
-        )
-    })
-}
-
-/// A database of this test's own, dropped at the end.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    fn new(tag: &str) -> TestDb {
-        let mut r = [0u8; 4];
-        OsRng.fill_bytes(&mut r);
-        let name = format!(
-            "arca_test_{tag}_{}_{:08x}",
-            std::process::id(),
-            u32::from_le_bytes(r)
-        );
-        admin()
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        TestDb { name }
-    }
-
-    /// The vault's URL for this database, through `port` (the server's, or a proxy's).
-    fn url_via(&self, port: u16) -> String {
-        format!("postgres://root@127.0.0.1:{port}/{}", self.name)
-    }
-
-    fn url(&self) -> String {
-        self.url_via(5432)
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(
-            &format!("host=127.0.0.1 port=5432 user=root dbname={}", self.name),
-            postgres::NoTls,
-        )
-        .unwrap()
-    }
-
-    /// Ends every session on this database except the caller's; returns how many.
-    fn terminate_sessions(&self) -> i64 {
-        admin()
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&self.name],
-            )
-            .unwrap()
-            .get(0)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&admin_conninfo(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
+/// The nodes log at info level: the tests look for the database and the outage in the log.
+const LOG: &str = "info";
 
 fn config_text(extra: &str) -> String {
-    format!(
-        r#"
-master_key_file = "master.key"
-
-[[issuer]]
-name = "{ISSUER}"
-hs256_secret = "{SECRET}"
-
-[policy]
-ksf_floor = {{ m_kib = 64, t = 1, p = 1 }}
-insecure_test_ksf = true
-max_guess_limit = 1000
-
-[rate_limit]
-per_account_per_minute = 0
-per_address_per_minute = 0
-
-[database]
-max_connections = 6
-connect_timeout_secs = 2
-statement_timeout_secs = 5
-pool_timeout_secs = 5
-{extra}
-"#
-    )
+    Config {
+        create_master_key: false,
+        max_guess_limit: Some(1000),
+        no_rate_limits: true,
+        database_pool: Some(6),
+        extra,
+    }
+    .text()
 }
 
 /// A folder with the config and master key that all of a test's nodes share.
@@ -149,204 +45,19 @@ fn vault_dir(extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut k = [0u8; 32];
     OsRng.fill_bytes(&mut k);
-    let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(dir.path().join("master.key"), hex).unwrap();
+    std::fs::write(dir.path().join("master.key"), hex(&k)).unwrap();
     std::fs::write(dir.path().join("vault.toml"), config_text(extra)).unwrap();
     dir
-}
-
-/// A running `arca-vault serve`, killed on drop.
-struct Node {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Node {
-    fn start(dir: &Path, database: &str) -> Node {
-        Self::try_start(dir, database).unwrap_or_else(|e| panic!("the vault did not start: {e}"))
-    }
-
-    fn try_start(dir: &Path, database: &str) -> Result<Node, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_arca-vault"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
-            .arg("--config")
-            .arg(dir.join("vault.toml"))
-            .env("ARCA_VAULT_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn arca-vault");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        {
-            let mut pipe = child.stderr.take().unwrap();
-            let buf = stderr.clone();
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        let Some(url) = first.trim().strip_prefix("listening on ") else {
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            return Err(String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned());
-        };
-        Ok(Node {
-            url: url.to_string(),
-            child,
-            stderr,
-        })
-    }
-
-    fn http(&self, account: &str) -> Http {
-        Http::new(&self.url, &token(account), account).unwrap()
-    }
-
-    fn logs(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// SIGKILL: no graceful shutdown, as a crash.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn get(&self, path: &str) -> Answer {
-        raw("GET", &format!("{}{path}", self.url), None, None)
-    }
-
-    /// A counter's value in this node's `/metrics`, summed over its series matching `labels`.
-    fn metric(&self, name: &str, labels: &[&str]) -> f64 {
-        let text = self.get("/metrics").body;
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .filter(|l| labels.iter().all(|x| l.contains(x)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `n` nodes at once on a fresh database (their migrations race).
 fn start_nodes(dir: &Path, database: &str, n: usize) -> Vec<Node> {
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
-            .map(|_| s.spawn(|| Node::start(dir, database)))
+            .map(|_| s.spawn(|| Node::start(dir, database, LOG)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
-}
-
-fn token(account: &str) -> String {
-    Issuers(vec![
-        Issuer::hs256(ISSUER, SECRET.as_bytes(), None).unwrap(),
-    ])
-    .issue(None, account, Duration::from_secs(3600))
-    .unwrap()
-}
-
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    body: String,
-}
-
-impl Answer {
-    fn error(&self) -> ErrorBody {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not an ErrorBody ({e}): {}", self.body))
-    }
-}
-
-fn raw(method: &str, url: &str, auth: Option<&str>, body: Option<&[u8]>) -> Answer {
-    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
-    if let Some(a) = auth {
-        req = req.set("Authorization", a);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    Answer {
-        status: resp.status(),
-        retry_after: resp.header("Retry-After").map(str::to_string),
-        body: resp.into_string().unwrap(),
-    }
-}
-
-fn login_start_body(password: &[u8]) -> Vec<u8> {
-    serde_json::to_vec(&LoginStartRequest {
-        request: ClientLogin::<Suite>::start(&mut OsRng, password)
-            .unwrap()
-            .message
-            .serialize()
-            .to_vec(),
-    })
-    .unwrap()
-}
-
-fn guesses_left(t: &dyn Transport) -> Option<u32> {
-    t.status().unwrap().guesses_left
-}
-
-fn start_login(t: &dyn Transport, password: &[u8]) -> (ClientLogin<Suite>, LoginStartResponse) {
-    let start = ClientLogin::<Suite>::start(&mut OsRng, password).unwrap();
-    let resp = t
-        .login_start(&LoginStartRequest {
-            request: start.message.serialize().to_vec(),
-        })
-        .unwrap();
-    (start.state, resp)
-}
-
-fn client_finish(
-    state: ClientLogin<Suite>,
-    password: &[u8],
-    resp: &LoginStartResponse,
-) -> ClientLoginFinishResult<Suite> {
-    let argon = resp.ksf.argon2().unwrap();
-    state
-        .finish(
-            &mut OsRng,
-            password,
-            CredentialResponse::deserialize(&resp.response).unwrap(),
-            ClientLoginFinishParameters::new(None, Identifiers::default(), Some(&argon)),
-        )
-        .unwrap()
-}
-
-fn wrong_password(r: Result<impl Sized, ClientError>) -> u32 {
-    match r {
-        Err(ClientError::WrongPassword { guesses_left }) => guesses_left,
-        Err(e) => panic!("expected a wrong password, got {e}"),
-        Ok(_) => panic!("expected a wrong password, got success"),
-    }
 }
 
 fn count(db: &mut postgres::Client, sql: &str, account: &str) -> i64 {
@@ -357,7 +68,7 @@ fn count(db: &mut postgres::Client, sql: &str, account: &str) -> i64 {
 fn the_vault_flow_over_postgres() {
     let db = TestDb::new("flow");
     let dir = vault_dir("");
-    let node = Node::start(dir.path(), &db.url());
+    let node = Node::start(dir.path(), db.url(), LOG);
     let t = node.http("alice");
     let st = t.status().unwrap();
     assert!(!st.registered && !st.gone);
@@ -437,10 +148,11 @@ fn the_vault_flow_over_postgres() {
     ));
     let st = t.status().unwrap();
     assert!(st.gone && !st.registered, "{st:?}");
-    let a = raw(
+    let a = raw_within(
+        RAW_TIMEOUT,
         "POST",
         &format!("{}/v1/accounts/alice/login/start", node.url),
-        Some(&format!("Bearer {}", token("alice"))),
+        Some(&bearer("alice")),
         Some(&login_start_body(pw)),
     );
     assert_eq!((a.status, a.error().error.as_str()), (410, "gone"));
@@ -554,7 +266,7 @@ fn the_vault_flow_over_postgres() {
     // a restarted node finds the same OPAQUE setup and schema in the database
     let logs = node.logs();
     drop(node);
-    let node = Node::start(dir.path(), &db.url());
+    let node = Node::start(dir.path(), db.url(), LOG);
     assert!(
         !node
             .logs()
@@ -591,7 +303,6 @@ fn the_vault_flow_over_postgres() {
         }
     }
     assert!(dump.contains("registered"), "the dump has the audit log");
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let tok = token("alice");
     let everything = format!("{dump}\n{logs}\n{}", node.logs());
     for (name, secret) in [
@@ -633,36 +344,10 @@ fn three_nodes_sixty_concurrent_wrong_starts_get_at_most_ten_answers() {
     )
     .unwrap();
 
-    let answered = AtomicU32::new(0);
-    let gone = AtomicU32::new(0);
-    let barrier = Barrier::new(60);
-    std::thread::scope(|s| {
-        for i in 0..60 {
-            let (nodes, answered, gone, barrier) = (&nodes, &answered, &gone, &barrier);
-            s.spawn(move || {
-                let t = nodes[i % 3].http("race");
-                let start = ClientLogin::<Suite>::start(&mut OsRng, b"a wrong guess").unwrap();
-                let req = LoginStartRequest {
-                    request: start.message.serialize().to_vec(),
-                };
-                barrier.wait();
-                match t.login_start(&req) {
-                    Ok(resp) => {
-                        assert!(!resp.response.is_empty());
-                        answered.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(VaultError::Gone) => {
-                        gone.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) => panic!("unexpected answer: {e}"),
-                }
-            });
-        }
-    });
-    let answered = answered.into_inner();
+    let (answered, gone) = racing_wrong_starts(60, |i| nodes[i % 3].http("race"));
     assert!(answered <= 10, "{answered} OPAQUE responses for 10 guesses");
     assert_eq!(answered, 10, "every guess was answered once");
-    assert_eq!(gone.into_inner(), 50);
+    assert_eq!(gone, 50);
     for n in &nodes {
         assert!(n.http("race").status().unwrap().gone);
         assert!(matches!(
@@ -702,8 +387,8 @@ fn three_nodes_sixty_concurrent_wrong_starts_get_at_most_ten_answers() {
 fn a_node_killed_mid_login_leaves_the_guess_charged_and_the_record_intact() {
     let db = TestDb::new("kill");
     let dir = vault_dir("");
-    let a = Node::start(dir.path(), &db.url());
-    let b = Node::start(dir.path(), &db.url());
+    let a = Node::start(dir.path(), db.url(), LOG);
+    let b = Node::start(dir.path(), db.url(), LOG);
     let k = BackupKey::generate();
     let pw = b"survives a crash";
     register(&a.http("dana"), "dana", pw, &k, TEST_KSF, Some(50), None).unwrap();
@@ -721,16 +406,7 @@ fn a_node_killed_mid_login_leaves_the_guess_charged_and_the_record_intact() {
     };
     let fin = tb.login_finish(&fin_req).unwrap();
     assert_eq!(fin.guesses_left, 50);
-    let envelope = arca_crypto::open(
-        &release_key(&done.session_key),
-        &resp.login_id,
-        &fin.sealed_envelope,
-    )
-    .unwrap();
-    assert_eq!(
-        arca_client::open_envelope(&done.export_key, "dana", &envelope).unwrap(),
-        k
-    );
+    assert_eq!(open_released("dana", &done, &resp.login_id, &fin), k);
     // and only once, on any node
     assert!(matches!(
         tb.login_finish(&fin_req),
@@ -738,7 +414,7 @@ fn a_node_killed_mid_login_leaves_the_guess_charged_and_the_record_intact() {
     ));
 
     // a node killed with login starts in flight
-    let a = Node::start(dir.path(), &db.url());
+    let a = Node::start(dir.path(), db.url(), LOG);
     let answered = AtomicU32::new(0);
     let barrier = Barrier::new(21);
     let url = a.url.clone();
@@ -747,10 +423,7 @@ fn a_node_killed_mid_login_leaves_the_guess_charged_and_the_record_intact() {
             let (answered, barrier, url) = (&answered, &barrier, &url);
             s.spawn(move || {
                 let t = Http::new(url, &token("dana"), "dana").unwrap();
-                let start = ClientLogin::<Suite>::start(&mut OsRng, b"wrong").unwrap();
-                let req = LoginStartRequest {
-                    request: start.message.serialize().to_vec(),
-                };
+                let req = login_start_request(b"wrong");
                 barrier.wait();
                 match t.login_start(&req) {
                     Ok(_) => {
@@ -786,7 +459,7 @@ fn a_node_killed_mid_login_leaves_the_guess_charged_and_the_record_intact() {
     assert!(row.get::<_, i32>(0) > 0);
     assert_eq!(row.get::<_, i32>(1), 0, "the envelope is not zeroed");
     // a third node serves the next login too
-    let c3 = Node::start(dir.path(), &db.url());
+    let c3 = Node::start(dir.path(), db.url(), LOG);
     assert_eq!(
         recover(&c3.http("dana"), "dana", pw, &TEST_KSF)
             .unwrap()
@@ -870,19 +543,6 @@ impl Drop for Proxy {
     }
 }
 
-/// What one request of the load saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Seen {
-    Ok,
-    Unavailable,
-}
-
-struct Event {
-    began: Instant,
-    ended: Instant,
-    seen: Seen,
-}
-
 #[test]
 fn database_outages_answer_503_charge_nothing_wrongly_and_recover() {
     let db = TestDb::new("outage");
@@ -913,55 +573,32 @@ fn database_outages_answer_503_charge_nothing_wrongly_and_recover() {
             for i in 0..2 {
                 let (stop, events, nodes, k) = (&stop, &good_events, &nodes, &k);
                 s.spawn(move || {
-                    let mut n = i;
-                    while !stop.load(Ordering::SeqCst) {
-                        n += 1;
-                        let t = nodes[n % 2].http("good");
-                        let began = Instant::now();
-                        let seen = match recover(&t, "good", pw, &TEST_KSF) {
-                            Ok(got) => {
-                                assert!(got.key == *k, "a login recovered the wrong key");
-                                Seen::Ok
-                            }
-                            Err(ClientError::Vault(VaultError::Unavailable(_))) => {
-                                Seen::Unavailable
-                            }
-                            Err(e) => panic!("a right password got {e}"),
-                        };
-                        events.lock().unwrap().push(Event {
-                            began,
-                            ended: Instant::now(),
-                            seen,
-                        });
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
+                    record_until(
+                        stop,
+                        i,
+                        Duration::from_millis(10),
+                        events,
+                        |n| nodes[n % 2].http("good"),
+                        |t| right_login(&t, "good", pw, k),
+                    );
                 });
             }
             // Wrong-password login starts (abandoned, so each answered one costs a guess).
             for i in 0..2 {
                 let (stop, events, nodes) = (&stop, &bad_events, &nodes);
                 s.spawn(move || {
-                    let mut n = i;
-                    while !stop.load(Ordering::SeqCst) {
-                        n += 1;
-                        let t = nodes[n % 2].http("bad");
-                        let start = ClientLogin::<Suite>::start(&mut OsRng, b"a guess").unwrap();
-                        let req = LoginStartRequest {
-                            request: start.message.serialize().to_vec(),
-                        };
-                        let began = Instant::now();
-                        let seen = match t.login_start(&req) {
+                    record_until(
+                        stop,
+                        i,
+                        Duration::from_millis(10),
+                        events,
+                        |n| (nodes[n % 2].http("bad"), login_start_request(b"a guess")),
+                        |(t, req)| match t.login_start(&req) {
                             Ok(_) => Seen::Ok,
                             Err(VaultError::Unavailable(_)) => Seen::Unavailable,
                             Err(e) => panic!("a login start got {e}"),
-                        };
-                        events.lock().unwrap().push(Event {
-                            began,
-                            ended: Instant::now(),
-                            seen,
-                        });
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
+                        },
+                    );
                 });
             }
 
@@ -976,10 +613,11 @@ fn database_outages_answer_503_charge_nothing_wrongly_and_recover() {
                 assert_eq!((r.status, r.error().error.as_str()), (503, "unavailable"));
                 assert!(r.retry_after.is_some());
                 assert_eq!(n.get("/healthz").status, 200);
-                let a = raw(
+                let a = raw_within(
+                    RAW_TIMEOUT,
                     "POST",
                     &format!("{}/v1/accounts/good/login/start", n.url),
-                    Some(&format!("Bearer {}", token("good"))),
+                    Some(&bearer("good")),
                     Some(&login_start_body(pw)),
                 );
                 assert_eq!((a.status, a.error().error.as_str()), (503, "unavailable"));
@@ -1114,20 +752,28 @@ fn database_outages_answer_503_charge_nothing_wrongly_and_recover() {
 fn startup_errors_name_the_database_without_its_password() {
     let dir = vault_dir("");
     // nothing listens on port 1
-    let e = Node::try_start(dir.path(), "postgres://root:hunter2-secret@127.0.0.1:1/x")
-        .err()
-        .expect("an unreachable database refuses the start");
+    let e = Node::try_start(
+        dir.path(),
+        "postgres://root:hunter2-secret@127.0.0.1:1/x",
+        LOG,
+    )
+    .err()
+    .expect("an unreachable database refuses the start");
     assert!(
         e.contains("cannot connect to the PostgreSQL database"),
         "{e}"
     );
     assert!(e.contains("postgres://root@127.0.0.1:1/x"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
-    let e = Node::try_start(dir.path(), "postgres://root@127.0.0.1:5432/arca_no_such_db")
-        .err()
-        .expect("a missing database refuses the start");
+    let e = Node::try_start(
+        dir.path(),
+        "postgres://root@127.0.0.1:5432/arca_no_such_db",
+        LOG,
+    )
+    .err()
+    .expect("a missing database refuses the start");
     assert!(e.contains("arca_no_such_db"), "{e}");
-    let e = Node::try_start(dir.path(), "mysql://root@127.0.0.1/x")
+    let e = Node::try_start(dir.path(), "mysql://root@127.0.0.1/x", LOG)
         .err()
         .expect("other schemes are refused");
     assert!(e.contains("postgres://"), "{e}");
@@ -1145,12 +791,12 @@ fn tls_to_postgres_verifies_the_server() {
     let db = TestDb::new("tls");
     let url = format!("postgres://root@localhost:5432/{}?sslmode=require", db.name);
     // the web PKI roots do not vouch for a self-signed certificate
-    let e = Node::try_start(vault_dir("").path(), &url)
+    let e = Node::try_start(vault_dir("").path(), &url, LOG)
         .err()
         .expect("an unverified server is refused");
     assert!(e.contains("certificate"), "{e}");
     let dir = vault_dir(&format!("ca_file = {:?}", cert.to_str().unwrap()));
-    let node = Node::start(dir.path(), &url);
+    let node = Node::start(dir.path(), &url, LOG);
     let t = node.http("tess");
     let k = BackupKey::generate();
     register(&t, "tess", b"over TLS", &k, TEST_KSF, None, None).unwrap();
