@@ -79,6 +79,24 @@ impl AeadKey {
             .map_err(|_| CryptoError::Authentication)?;
         Ok(buf)
     }
+
+    /// Opens `nonce || ciphertext || tag` where it lies, and returns the plaintext: the
+    /// ciphertext's place in `sealed`, decrypted. Nothing is decrypted unless the tag verifies.
+    pub fn open_in_place<'a>(
+        &self,
+        aad: &[u8],
+        sealed: &'a mut [u8],
+    ) -> Result<&'a mut [u8], CryptoError> {
+        if sealed.len() < OVERHEAD {
+            return Err(CryptoError::TooShort(sealed.len()));
+        }
+        let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+        let (ct, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        self.cipher
+            .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, ct, Tag::from_slice(tag))
+            .map_err(|_| CryptoError::Authentication)?;
+        Ok(ct)
+    }
 }
 
 /// Seals `plaintext` into a new vector.

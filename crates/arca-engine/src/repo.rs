@@ -1,7 +1,7 @@
 //! A repository opened with its key: reading and writing its stored objects.
 
 use arca_crypto::{BackupKey, DerivedKeys};
-use arca_format::blob::{BlobKind, open_blob};
+use arca_format::blob::{BlobKind, open_blob_in_place};
 use arca_format::chunker::Cdc;
 use arca_format::chunker::ChunkerParams;
 use arca_format::config::{ConfigError, DEFAULT_PACK_SIZE, RepoConfig};
@@ -313,8 +313,9 @@ impl Repository {
         let (pack, _) = index.pack(loc);
         let path = pack_path(&pack);
         reread_on_damage(|| {
-            let sealed = self.read_pack_range(&pack, loc.offset as u64, loc.length as u64)?;
-            open_blob(&self.keys, kind, id, &sealed, loc.raw_length as usize)
+            let mut sealed = self.read_pack_range(&pack, loc.offset as u64, loc.length as u64)?;
+            open_blob_in_place(&self.keys, kind, id, &mut sealed, loc.raw_length as usize)
+                .map(|p| p.into_vec(sealed))
                 .map_err(|e| EngineError::damaged(format!("{path} (blob {})", id.short()), e))
         })
     }

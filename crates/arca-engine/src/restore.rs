@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use arca_format::blob::{BlobKind, open_blob};
+use arca_format::blob::{BlobKind, open_blob_in_place};
 use arca_format::id::Id;
 use arca_format::tree::{Content, Node};
 
@@ -448,8 +448,10 @@ fn restore_file(
             let len = last.offset as u64 + last.length as u64 - first;
             // The whole run is authenticated before any of it is written, so that a run read
             // again after a corrupted answer is written once.
-            let plains = reread_on_damage(|| {
-                let bytes = repo.read_pack_range(&pack, first, len)?;
+            // Blobs are opened where they lie in the run's buffer: a stored chunk is written
+            // straight from there, with no copy.
+            let (bytes, plains) = reread_on_damage(|| {
+                let mut bytes = repo.read_pack_range(&pack, first, len)?;
                 let mut plains = Vec::with_capacity(ids.len());
                 for (id, loc) in ids.iter().zip(&locs) {
                     if loc.kind != BlobKind::Data {
@@ -459,24 +461,24 @@ fn restore_file(
                         ));
                     }
                     let at = (loc.offset as u64 - first) as usize;
-                    let sealed = &bytes[at..at + loc.length as usize];
-                    plains.push(
-                        open_blob(
-                            repo.keys(),
-                            BlobKind::Data,
-                            id,
-                            sealed,
-                            loc.raw_length as usize,
-                        )
-                        .map_err(|e| {
-                            EngineError::damaged(format!("{ppath} (blob {})", id.short()), e)
-                        })?,
-                    );
+                    let sealed = &mut bytes[at..at + loc.length as usize];
+                    let plain = open_blob_in_place(
+                        repo.keys(),
+                        BlobKind::Data,
+                        id,
+                        sealed,
+                        loc.raw_length as usize,
+                    )
+                    .map_err(|e| {
+                        EngineError::damaged(format!("{ppath} (blob {})", id.short()), e)
+                    })?;
+                    plains.push((at, plain));
                 }
-                Ok(plains)
+                Ok((bytes, plains))
             })?;
-            for plain in plains {
-                f.write_all(&plain).map_err(|e| EngineError::io(&tmp, e))?;
+            for (at, plain) in &plains {
+                let plain = plain.get(&bytes[*at..]);
+                f.write_all(plain).map_err(|e| EngineError::io(&tmp, e))?;
                 written += plain.len() as u64;
                 counters.add(0, plain.len() as u64);
             }

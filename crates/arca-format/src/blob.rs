@@ -3,6 +3,8 @@
 //! Plaintext inside the AEAD: `flag (0 = stored, 1 = zstd) || bytes`. Associated data:
 //! `FORMAT_VERSION || kind || id`, so a blob cannot be passed off as another blob or kind.
 
+use std::borrow::Cow;
+
 use arca_crypto::{AeadKey, DerivedKeys};
 use serde::{Deserialize, Serialize};
 
@@ -135,23 +137,66 @@ pub fn open_blob(
     sealed: &[u8],
     raw_len: usize,
 ) -> Result<Vec<u8>, FormatError> {
-    let mut framed = key(keys, kind).open(&aad(kind, id), sealed)?;
-    let Some(&flag) = framed.first() else {
-        return Err(FormatError::Malformed("empty blob".into()));
-    };
-    let plain = match flag {
-        STORED => {
-            // In place: no second buffer for the most common (incompressible) case.
-            framed.remove(0);
-            framed
+    let mut buf = sealed.to_vec();
+    Ok(open_blob_in_place(keys, kind, id, &mut buf, raw_len)?.into_vec(buf))
+}
+
+/// Where an opened blob's plaintext is.
+#[derive(Debug)]
+pub enum Plaintext {
+    /// In the buffer the blob was sealed in, at this range of it (a stored blob).
+    At(std::ops::Range<usize>),
+    /// A decompressed copy.
+    Decompressed(Vec<u8>),
+}
+
+impl Plaintext {
+    /// The plaintext, given the buffer the blob was opened in.
+    pub fn get<'a>(&'a self, sealed: &'a [u8]) -> &'a [u8] {
+        match self {
+            Plaintext::At(r) => &sealed[r.clone()],
+            Plaintext::Decompressed(v) => v,
         }
-        ZSTD => decompress_bounded(&framed[1..], raw_len)?,
-        other => return Err(FormatError::Malformed(format!("compression flag {other}"))),
+    }
+
+    /// The plaintext as a vector of its own, reusing `sealed` (the buffer it was opened in).
+    pub fn into_vec(self, mut sealed: Vec<u8>) -> Vec<u8> {
+        match self {
+            Plaintext::At(r) => {
+                sealed.copy_within(r.clone(), 0);
+                sealed.truncate(r.len());
+                sealed
+            }
+            Plaintext::Decompressed(v) => v,
+        }
+    }
+}
+
+/// [`open_blob`] without a copy: decrypts `sealed` where it lies. A stored blob's plaintext is
+/// then a range of `sealed`; a compressed one is decompressed into a new buffer.
+pub fn open_blob_in_place(
+    keys: &DerivedKeys,
+    kind: BlobKind,
+    id: &Id,
+    sealed: &mut [u8],
+    raw_len: usize,
+) -> Result<Plaintext, FormatError> {
+    let framed = key(keys, kind).open_in_place(&aad(kind, id), sealed)?;
+    let (plain, at) = match framed.split_first() {
+        None => return Err(FormatError::Malformed("empty blob".into())),
+        Some((&STORED, body)) => (Cow::Borrowed(body), arca_crypto::NONCE_LEN + 1),
+        Some((&ZSTD, body)) => (Cow::Owned(decompress_bounded(body, raw_len)?), 0),
+        Some((other, _)) => {
+            return Err(FormatError::Malformed(format!("compression flag {other}")));
+        }
     };
     if Id(keys.blob_id(&plain)) != *id {
         return Err(FormatError::IdMismatch);
     }
-    Ok(plain)
+    Ok(match plain {
+        Cow::Borrowed(p) => Plaintext::At(at..at + p.len()),
+        Cow::Owned(v) => Plaintext::Decompressed(v),
+    })
 }
 
 #[cfg(test)]
@@ -263,6 +308,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn in_place_opening_gives_the_same_plaintext(data in proptest::collection::vec(0u8..4, 0..5000), flip in any::<u16>()) {
+            // Small alphabets compress (opened into a new buffer), short inputs are stored
+            // (opened as a range of the sealed bytes): both ways must give the plaintext.
+            let k = keys();
+            let id = Id(k.blob_id(&data));
+            let mut sealed = Vec::new();
+            Sealer::default().seal_into(&k, BlobKind::Data, &id, &data, &mut sealed);
+            let mut buf = sealed.clone();
+            let p = open_blob_in_place(&k, BlobKind::Data, &id, &mut buf, data.len()).unwrap();
+            prop_assert_eq!(p.get(&buf), &data[..]);
+            prop_assert_eq!(p.into_vec(buf), data.clone());
+            // A flipped byte anywhere is refused, in place as well.
+            let mut bad = sealed.clone();
+            let at = flip as usize % bad.len();
+            bad[at] ^= 1;
+            prop_assert!(open_blob_in_place(&k, BlobKind::Data, &id, &mut bad, data.len()).is_err());
+        }
+
         #[test]
         fn round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), rep in 1usize..5) {
             let data = data.repeat(rep);
