@@ -38,13 +38,14 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
     let mut report = CheckReport::default();
     let stored: HashMap<Id, u64> = repo.list_ids(DATA)?.into_iter().collect();
 
-    let mut index = MasterIndex::default();
+    let mut files = Vec::new();
     for (id, _) in repo.list_ids(INDEX)? {
         match repo.load_index_file(&id) {
-            Ok(f) => f.packs.iter().for_each(|p| index.add_pack(p)),
+            Ok(f) => files.push(f),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
+    let index = MasterIndex::from_files(files);
     for (pack, size) in index.packs() {
         match stored.get(pack) {
             None => report.errors.push(format!(

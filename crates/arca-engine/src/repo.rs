@@ -282,14 +282,9 @@ impl Repository {
 
     /// The union of all index files.
     pub fn load_index(&self) -> Result<MasterIndex> {
-        let mut index = MasterIndex::default();
         let ids = self.list_ids(INDEX)?;
-        for file in self.fetch_all(&ids, |(id, _)| self.load_index_file(id))? {
-            for p in &file.packs {
-                index.add_pack(p);
-            }
-        }
-        Ok(index)
+        let files = self.fetch_all(&ids, |(id, _)| self.load_index_file(id))?;
+        Ok(MasterIndex::from_files(files))
     }
 
     pub(crate) fn write_index(&self, file: &IndexFile) -> Result<Id> {
@@ -322,9 +317,22 @@ impl Repository {
 
     /// Reads `len` bytes at `offset` of a pack; a missing or short pack is damage, named.
     pub(crate) fn read_pack_range(&self, pack: &Id, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_pack_range_into(pack, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`Repository::read_pack_range`] into a buffer the caller reuses.
+    pub(crate) fn read_pack_range_into(
+        &self,
+        pack: &Id,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         let path = pack_path(pack);
         self.storage
-            .read_range(&path, offset, len)
+            .read_range_into(&path, offset, len, buf)
             .map_err(|e| match e {
                 arca_storage::StorageError::NotFound { .. } => {
                     EngineError::damaged(&path, "it is missing")

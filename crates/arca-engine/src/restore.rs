@@ -13,7 +13,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -134,10 +134,12 @@ pub fn restore(
     std::thread::scope(|s| {
         for _ in 0..opts.threads.max(1) {
             s.spawn(|| {
+                // One read buffer per thread, reused for every run it reads.
+                let mut buf = Vec::new();
                 while !failed.load(Relaxed) {
                     let i = next.fetch_add(1, Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    match restore_file(repo, index, job, counters, plan.root_user) {
+                    match restore_file(repo, index, job, counters, plan.root_user, &mut buf) {
                         Ok((w, kept)) => {
                             done_files.fetch_add(1, Relaxed);
                             if kept {
@@ -429,6 +431,7 @@ fn restore_file(
     job: &FileJob,
     counters: &Counters,
     root_user: bool,
+    buf: &mut Vec<u8>,
 ) -> Result<(Option<String>, bool)> {
     if already_restored(repo, index, job) {
         counters.add(0, job.size);
@@ -438,7 +441,12 @@ fn restore_file(
     }
     let tmp = temp_name(&job.path);
     let result = (|| -> Result<()> {
-        let mut f = File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+        // Small chunks (SQLite pages) are gathered into larger writes; a chunk larger than the
+        // buffer goes straight to the file.
+        let mut f = BufWriter::with_capacity(
+            256 << 10,
+            File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?,
+        );
         let mut written = 0u64;
         for (ids, locs) in runs(index, &job.chunks)? {
             let (pack, _) = index.pack(&locs[0]);
@@ -450,8 +458,9 @@ fn restore_file(
             // again after a corrupted answer is written once.
             // Blobs are opened where they lie in the run's buffer: a stored chunk is written
             // straight from there, with no copy.
-            let (bytes, plains) = reread_on_damage(|| {
-                let mut bytes = repo.read_pack_range(&pack, first, len)?;
+            let plains = reread_on_damage(|| {
+                repo.read_pack_range_into(&pack, first, len, buf)?;
+                let bytes = &mut *buf;
                 let mut plains = Vec::with_capacity(ids.len());
                 for (id, loc) in ids.iter().zip(&locs) {
                     if loc.kind != BlobKind::Data {
@@ -474,10 +483,10 @@ fn restore_file(
                     })?;
                     plains.push((at, plain));
                 }
-                Ok((bytes, plains))
+                Ok(plains)
             })?;
             for (at, plain) in &plains {
-                let plain = plain.get(&bytes[*at..]);
+                let plain = plain.get(&buf[*at..]);
                 f.write_all(plain).map_err(|e| EngineError::io(&tmp, e))?;
                 written += plain.len() as u64;
                 counters.add(0, plain.len() as u64);

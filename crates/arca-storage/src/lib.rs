@@ -265,12 +265,26 @@ impl Storage {
     /// Reads `len` bytes at `offset`; fewer bytes than asked is an error. A read that comes back
     /// short from an object long enough to hold the range is tried again.
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_range_into(path, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`Storage::read_range`] into `buf`, whose allocation is reused (its contents are
+    /// replaced). A caller reading many ranges keeps one buffer.
+    pub fn read_range_into(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         let mut tries = 0;
         loop {
-            let got = self.read_range_once(path, offset, len)?;
-            if got.len() as u64 == len {
+            self.read_range_once(path, offset, len, buf)?;
+            if buf.len() as u64 == len {
                 self.paced_download(len);
-                return Ok(got);
+                return Ok(());
             }
             let size = self.size(path)?.unwrap_or(0);
             tries += 1;
@@ -278,19 +292,19 @@ impl Storage {
                 return Err(StorageError::ShortRead {
                     path: path.to_string(),
                     wanted: len,
-                    got: got.len() as u64,
+                    got: buf.len() as u64,
                 });
             }
             tracing::info!(
                 "{path}: a read of {len} bytes at {offset} returned {}; trying again",
-                got.len()
+                buf.len()
             );
         }
     }
 
-    fn read_range_once(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    fn read_range_once(&self, path: &str, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()> {
         if let Some(local) = &self.local {
-            return local.read_range(path, offset, len);
+            return local.read_range_into(path, offset, len, out);
         }
         let buf = self
             .rt
@@ -305,7 +319,12 @@ impl Storage {
                 },
                 _ => self.err(path, "read", e),
             })?;
-        Ok(buf.to_vec())
+        out.clear();
+        out.reserve(buf.len());
+        for piece in buf {
+            out.extend_from_slice(&piece);
+        }
+        Ok(())
     }
 
     /// Writes a whole file. It appears whole or not at all: the local filesystem writes a
@@ -517,6 +536,18 @@ mod tests {
         s.write("index/1", vec![1; 10]).unwrap();
         assert_eq!(s.read("data/ab/abc").unwrap(), b"hello world");
         assert_eq!(s.read_range("data/ab/abc", 6, 5).unwrap(), b"world");
+        // One buffer reused for reads of several lengths holds exactly each range.
+        let mut buf = b"stale bytes from before, longer than the file".to_vec();
+        for (offset, len, want) in [
+            (0u64, 11u64, &b"hello world"[..]),
+            (6, 3, b"wor"),
+            (0, 5, b"hello"),
+            (2, 9, b"llo world"),
+        ] {
+            s.read_range_into("data/ab/abc", offset, len, &mut buf)
+                .unwrap();
+            assert_eq!(buf, want);
+        }
         for (offset, len) in [(6, 50), (11, 1), (20, 5)] {
             assert!(matches!(
                 s.read_range("data/ab/abc", offset, len),

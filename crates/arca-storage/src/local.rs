@@ -59,11 +59,21 @@ impl LocalFolder {
         Ok(v)
     }
 
-    /// Reads `len` bytes at `offset` of `path` (fewer if the file ends first), with one `pread`
-    /// into the returned buffer instead of OpenDAL's copies through Tokio's blocking pool.
-    pub(crate) fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    /// Reads `len` bytes at `offset` of `path` into `buf` (fewer if the file ends first), with
+    /// one `pread` instead of OpenDAL's copies through Tokio's blocking pool. `buf` is reused:
+    /// a caller that reads many ranges keeps one buffer, so its pages are not faulted in and
+    /// zeroed by the kernel again for every read.
+    pub(crate) fn read_range_into(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         let file = File::open(self.root.join(path)).map_err(|e| self.read_error(path, e))?;
-        let mut buf = vec![0u8; len as usize];
+        // Only growth is zero-filled: what the buffer held before is overwritten by the read,
+        // and anything past what the read returns is cut off below.
+        buf.resize(len as usize, 0);
         let mut got = 0usize;
         while got < buf.len() {
             match file.read_at(&mut buf[got..], offset + got as u64) {
@@ -76,7 +86,7 @@ impl LocalFolder {
         buf.truncate(got);
         self.stats.request();
         self.stats.received(got as u64);
-        Ok(buf)
+        Ok(())
     }
 
     fn read_error(&self, path: &str, e: std::io::Error) -> StorageError {
