@@ -2,9 +2,10 @@
 //! much chunk data is in flight between them.
 //!
 //! Counting items is not enough to bound memory: with 4 MiB chunks (a video) a few queued items
-//! hold as much as hundreds of SQLite pages, so the peak grew with the share of large files in
-//! the data (61 MiB for a 0.5 GiB chat folder, 121 MiB for 8.5 GiB). The budget caps the bytes
-//! of chunks between the walker and the packer, and the pool caps the bytes it keeps idle.
+//! hold as much as hundreds of SQLite pages, and every pooled buffer grows to the largest chunk
+//! it has held. The budget caps the bytes of chunks between the walker and the packer, and the
+//! pool caps the bytes it keeps idle (on a 2 GiB chat folder: buffers at the peak 46 -> 31 MiB
+//! with a 16 MiB budget, BENCHMARKS.md).
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
