@@ -288,10 +288,11 @@ pub fn backup(
     // Chunk bytes between the walker and the packer: room for two of the largest chunks (one
     // per sealer), and a bound on memory whatever the mix of chunk sizes. Measured on a 2 GiB
     // chat folder: 8 MiB gave the same speed as 16 MiB and 78 MiB peak RSS instead of 85-88.
-    let budget = Budget::new(2 * repo.cdc().max_size());
+    let in_flight = 2 * repo.cdc().max_size();
+    let budget = Budget::new(in_flight);
     // Enough idle buffers for every chunk that can be in flight between the walker and the
     // packer, holding no more than the budget.
-    let pool = BufPool::new(workers * 4 + 4, 2 * repo.cdc().max_size());
+    let pool = BufPool::new(workers * 4 + 4, in_flight);
 
     let (root, walker) = std::thread::scope(|s| {
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
@@ -615,7 +616,7 @@ impl Walker<'_> {
 
     fn check_failed(&self) -> Result<()> {
         if self.shared.failed() {
-            Err(EngineError::Invalid("backup stopped".into()))
+            Err(stopped())
         } else {
             Ok(())
         }
@@ -630,8 +631,9 @@ impl Walker<'_> {
         let id = Id(self.repo.keys().blob_id(data));
         if !self.index.contains(&id) && self.new_ids.insert(id) {
             self.summary.new_bytes += data.len() as u64;
+            // The budget refuses only once the pipeline has failed; its error is reported.
             if !self.budget.take(data.len(), || self.shared.failed()) {
-                self.check_failed()?;
+                return Err(stopped());
             }
             let mut buf = self.pool.get(data.len());
             buf.extend_from_slice(data);
@@ -882,7 +884,7 @@ impl Walker<'_> {
         let (size, chunks) = match read {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::Other && self.shared.failed() => {
-                return Err(EngineError::Invalid("backup stopped".into()));
+                return Err(stopped());
             }
             Err(e) => {
                 self.warn(format!("error reading {}: {e}; skipped", path.display()));
@@ -1074,4 +1076,10 @@ pub fn scan_totals(paths: &[PathBuf], counters: &Counters) {
         walk(p, &mut files, &mut bytes);
     }
     counters.set_totals(files, bytes);
+}
+
+/// What the walker reports when the pipeline behind it has failed (that failure's own error,
+/// recorded in `Shared`, is the one the backup returns).
+fn stopped() -> EngineError {
+    EngineError::Invalid("backup stopped".into())
 }
