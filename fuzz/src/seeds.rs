@@ -12,7 +12,7 @@ use arca_format::index::{IndexFile, IndexPack};
 use arca_format::object::{ObjectKind, seal_object};
 use arca_format::pack::{PackBuilder, PackHeader};
 use arca_format::snapshot::{Snapshot, Summary};
-use arca_format::tree::{Content, Node, Tree};
+use arca_format::tree::{ChunkList, Content, Node, Tree};
 use arca_format::{FORMAT_VERSION, encode};
 use arca_vault::suite::KsfParams;
 use arca_vault::wire::*;
@@ -57,6 +57,13 @@ fn tree() -> Tree {
             node(b"sock", Content::Socket),
             node(b"tty", Content::CharDevice { rdev: 0x0501 }),
             node(b"sda\xff", Content::BlockDevice { rdev: 0x0800 }),
+            node(
+                b"msgstore.db",
+                Content::LongFile {
+                    size: 4096 * 600,
+                    lists: vec![Id([4; 32]), Id([5; 32])],
+                },
+            ),
         ],
     };
     t.normalize();
@@ -167,6 +174,13 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     // Trees.
     add("tree", "tree", encode(&tree()));
     add("tree", "empty", encode(&Tree::default()));
+    add(
+        "tree",
+        "chunk_list",
+        encode(&ChunkList {
+            chunks: vec![Id([6; 32]), Id([7; 32]), Id([6; 32])],
+        }),
+    );
 
     // Index files and snapshots: postcard, framed, sealed.
     let index = IndexFile {

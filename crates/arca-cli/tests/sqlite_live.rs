@@ -539,3 +539,74 @@ fn live_database_in_rollback_journal_mode() {
 fn live_database_in_wal_mode() {
     live_database(Mode::Wal);
 }
+
+/// A WAL database no program has open is backed up from its file alone, and the backup leaves
+/// the user's folder as it found it: no `-shm` and no empty `-wal` (SQLite creates both when it
+/// opens a WAL database, even read-only). Once an app has it open, the backup copies it through
+/// SQLite and its WAL content is in the snapshot.
+#[test]
+fn a_closed_wal_database_is_backed_up_without_leaving_files_beside_it() {
+    let env = Env::new();
+    let src = env.root.join("app");
+    fs::create_dir_all(&src).unwrap();
+    let db = src.join("app.db");
+    let mut rng = StdRng::seed_from_u64(11);
+    let c = setup_db(&db, Mode::Wal, &mut rng);
+    for _ in 0..20 {
+        transaction(&c, &mut rng).unwrap();
+    }
+    drop(c);
+    assert_eq!(
+        names(&src),
+        ["app.db"],
+        "SQLite kept its sidecars after closing"
+    );
+    let before = fs::read(&db).unwrap();
+    assert_eq!(&before[18..20], &[2, 2], "the database is not in WAL mode");
+    let src_arg = src.to_str().unwrap();
+
+    let v = env.json(&["backup", src_arg]);
+    assert_eq!(
+        names(&src),
+        ["app.db"],
+        "the backup left files beside the database"
+    );
+    assert_eq!(
+        fs::read(&db).unwrap(),
+        before,
+        "the backup changed the database"
+    );
+    let target = env.root.join("restored-closed");
+    env.ok(&[
+        "restore",
+        v["snapshot"].as_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let restored = target.join(db.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(&restored).unwrap(), before);
+    // `setup_db` commits 1500 transactions, then 20 more here.
+    assert_eq!(verify_db(&restored, 1520, 1520), 1520);
+
+    // Open, with commits only in its -wal: the backup holds them.
+    let c = Connection::open(&db).unwrap();
+    c.busy_timeout(Duration::from_secs(60)).unwrap();
+    c.execute_batch("PRAGMA wal_autocheckpoint=0;").unwrap();
+    for _ in 0..5 {
+        transaction(&c, &mut rng).unwrap();
+    }
+    assert!(fs::metadata(src.join("app.db-wal")).unwrap().len() > 0);
+    let v = env.json(&["backup", src_arg]);
+    let target = env.root.join("restored-open");
+    env.ok(&[
+        "restore",
+        v["snapshot"].as_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let dir = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(names(&dir), ["app.db"]);
+    assert_eq!(verify_db(&dir.join("app.db"), 1525, 1525), 1525);
+    drop(c);
+    env.ok(&["check", "--read-data"]);
+}

@@ -33,7 +33,8 @@ use arca_format::tree::{Content, Node, Tree};
 use arca_storage::LocalFile;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use crate::filecache::{self, FileCache, Fingerprint};
+use crate::chunks::{ChunksBuilder, FileChunks};
+use crate::filecache::{self, CacheReader, CacheWriter, Fingerprint};
 use crate::index::MasterIndex;
 use crate::pool::{Budget, BufPool};
 use crate::progress::Counters;
@@ -261,7 +262,7 @@ pub fn backup(
         .find(|s| s.snapshot.host == opts.host && s.snapshot.paths == path_bytes)
         .map(|s| s.id);
 
-    let old_cache = FileCache::load(opts.cache_dir.as_ref().map(|d| d.join("files")).as_deref());
+    let cache_path = opts.cache_dir.as_ref().map(|d| d.join("files"));
     let own_tmp = std::env::temp_dir().join(format!("arca-{}", std::process::id()));
     let mut tmp_dir = match &opts.cache_dir {
         Some(d) => d.join("tmp"),
@@ -323,8 +324,8 @@ pub fn backup(
             budget: &budget,
             shared: &shared,
             counters,
-            old_cache: &old_cache,
-            new_cache: old_cache.empty_like(),
+            old_cache: CacheReader::open(cache_path.as_deref()),
+            new_cache: CacheWriter::create(cache_path.as_deref()),
             warnings: Vec::new(),
             summary: Summary::default(),
             exclude: opts
@@ -369,7 +370,7 @@ pub fn backup(
     };
     let id = repo.write_snapshot(&snapshot)?;
     let mut warnings = walker.warnings;
-    if let Err(e) = walker.new_cache.save() {
+    if let Err(e) = walker.new_cache.finish() {
         warnings.push(format!(
             "could not save the file cache ({e}); the next backup will read every file again"
         ));
@@ -425,8 +426,9 @@ fn packer(
     }
 }
 
-/// Fills data and tree packs. Data packs go straight to a temporary file when the repository is
-/// a local folder, so no data pack is held whole in memory; otherwise both kinds are built in
+/// Fills data and tree packs. Packs go straight to a temporary file when the repository is a
+/// local folder, so no pack is held whole in memory (the tree pack of a large backup, with the
+/// chunk lists of its databases, grows to the full pack size); otherwise both kinds are built in
 /// memory and uploaded whole.
 fn pack_blobs(
     repo: &Repository,
@@ -439,6 +441,7 @@ fn pack_blobs(
     let cap = pack_size + repo.cdc().max_size() + 4096;
     let local = repo.storage().local_folder();
     let mut stream: Option<StreamPack> = None;
+    let mut tree_stream: Option<StreamPack> = None;
     let mut data: Option<PackBuilder> = None;
     let mut trees = PackBuilder::default();
     let send = |out: PackOut| {
@@ -455,8 +458,13 @@ fn pack_blobs(
     };
     for b in rx {
         match (b.kind, local) {
-            (BlobKind::Data, Some(folder)) => {
-                let mut sp = match stream.take() {
+            (kind, Some(folder)) => {
+                let open = if kind == BlobKind::Data {
+                    &mut stream
+                } else {
+                    &mut tree_stream
+                };
+                let mut sp = match open.take() {
                     Some(sp) => sp,
                     None => StreamPack::new(folder.create()?)?,
                 };
@@ -464,7 +472,7 @@ fn pack_blobs(
                 if sp.layout.len() >= pack_size as u64 {
                     send(sp.finish(repo.keys())?)?;
                 } else {
-                    stream = Some(sp);
+                    *open = Some(sp);
                 }
             }
             (BlobKind::Data, None) => {
@@ -474,7 +482,7 @@ fn pack_blobs(
                     ship(data.take().expect("a pack is open"))?;
                 }
             }
-            (BlobKind::Tree, _) => {
+            (BlobKind::Tree, None) => {
                 trees.push(b.id, b.kind, b.raw_len, &b.bytes);
                 if trees.len() >= pack_size {
                     ship(std::mem::take(&mut trees))?;
@@ -484,7 +492,7 @@ fn pack_blobs(
         pool.put(b.bytes);
         budget.give(b.raw_len as usize);
     }
-    if let Some(sp) = stream {
+    for sp in [stream, tree_stream].into_iter().flatten() {
         send(sp.finish(repo.keys())?)?;
     }
     for pb in [data, Some(trees)].into_iter().flatten() {
@@ -556,8 +564,9 @@ struct Walker<'a> {
     budget: &'a Budget,
     shared: &'a Shared,
     counters: &'a Counters,
-    old_cache: &'a FileCache,
-    new_cache: FileCache,
+    /// The previous backup's file cache, read as the walk goes (paths come in walk order).
+    old_cache: CacheReader,
+    new_cache: CacheWriter,
     warnings: Vec<String>,
     summary: Summary,
     exclude: Vec<PathBuf>,
@@ -835,18 +844,14 @@ impl Walker<'_> {
         if let Some(e) = self.old_cache.get(&key)
             && e.file == fp
             && e.wal == wal
-            && e.chunks.iter().all(|c| self.is_known(c))
+            && e.chunks.refs().iter().all(|c| self.is_known(c))
         {
-            let e = e.clone();
             self.summary.files += 1;
             self.summary.bytes += e.size;
             self.counters.add(1, e.size);
-            let content = Content::File {
-                size: e.size,
-                chunks: e.chunks.clone(),
-            };
+            let content = e.chunks.content(e.size);
             let sqlite = e.sqlite;
-            self.new_cache.insert(key, e);
+            self.new_cache.insert(&key, &e);
             return Ok(Some((content, sqlite)));
         }
 
@@ -868,7 +873,12 @@ impl Walker<'_> {
         let mut sqlite = false;
         let read = if let Some(page) = sqlite_page_size(&head[..n]) {
             let chunk = sqlite_chunk_len(page);
-            match self.capture_sqlite(path, &mut file, chunk) {
+            let quiet = if is_wal(&head[..n]) {
+                self.read_quiet_wal(path, &mut file, &fp, chunk)
+            } else {
+                None
+            };
+            match quiet.or_else(|| self.capture_sqlite(path, &mut file, chunk)) {
                 Some(r) => {
                     sqlite = true;
                     r
@@ -915,18 +925,61 @@ impl Walker<'_> {
         self.summary.bytes += size;
         self.counters.add(1, 0);
         if cacheable {
-            self.new_cache.insert(
-                key,
-                filecache::Entry {
-                    file: fp,
-                    wal: if sqlite { wal } else { None },
-                    sqlite,
-                    size,
-                    chunks: chunks.clone(),
-                },
-            );
+            let entry = filecache::Entry {
+                file: fp,
+                wal: if sqlite { wal } else { None },
+                sqlite,
+                size,
+                chunks,
+            };
+            self.new_cache.insert(&key, &entry);
+            return Ok(Some((entry.chunks.content(size), sqlite)));
         }
-        Ok(Some((Content::File { size, chunks }, sqlite)))
+        Ok(Some((chunks.content(size), sqlite)))
+    }
+
+    /// Reads a WAL database that no program has open (no `-wal` or `-shm` beside it, before and
+    /// after the read, and the file unchanged by the read's end): its file alone is then its
+    /// committed state. Opening it with SQLite instead, even read-only, would leave a `-shm` and
+    /// an empty `-wal` in the user's folder. `None` when the database is in use: the caller
+    /// then copies it with SQLite's backup API (the chunks read here are dropped; at worst they
+    /// stay in the repository unreferenced).
+    fn read_quiet_wal(
+        &mut self,
+        path: &Path,
+        file: &mut File,
+        before: &Fingerprint,
+        chunk: usize,
+    ) -> Option<std::io::Result<(u64, FileChunks)>> {
+        let no_sidecars = || {
+            ["-wal", "-shm"].iter().all(|s| {
+                let mut p = path.as_os_str().to_owned();
+                p.push(s);
+                matches!(std::fs::symlink_metadata(&p), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            })
+        };
+        if !no_sidecars() {
+            return None;
+        }
+        let read = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.read_fixed(file, chunk));
+        let unchanged = file
+            .metadata()
+            .is_ok_and(|after| Fingerprint::of(&after) == *before);
+        match read {
+            Ok((size, chunks)) if unchanged && size == before.size && no_sidecars() => {
+                Some(Ok((size, chunks)))
+            }
+            Err(e) if self.shared.failed() => Some(Err(e)),
+            _ => {
+                tracing::debug!(
+                    "{} was opened or changed while it was read; copying it with SQLite",
+                    path.display()
+                );
+                None
+            }
+        }
     }
 
     /// Reads a SQLite database as one committed state (see `sqlite.rs`); `None` if that is not
@@ -936,7 +989,7 @@ impl Walker<'_> {
         path: &Path,
         file: &mut File,
         chunk: usize,
-    ) -> Option<std::io::Result<(u64, Vec<Id>)>> {
+    ) -> Option<std::io::Result<(u64, FileChunks)>> {
         match read_lock(path) {
             Ok(Some(lock)) => {
                 // `file` was opened before the lock, and stays open until after it is dropped.
@@ -981,12 +1034,12 @@ impl Walker<'_> {
     }
 
     /// Cuts with the keyed content-defined chunker.
-    fn read_cdc(&mut self, file: &mut File) -> std::io::Result<(u64, Vec<Id>)> {
+    fn read_cdc(&mut self, file: &mut File) -> std::io::Result<(u64, FileChunks)> {
         let max = self.repo.cdc().max_size();
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(2 * max, 0);
         let (mut start, mut end, mut eof) = (0usize, 0usize, false);
-        let mut chunks = Vec::new();
+        let mut chunks = ChunksBuilder::default();
         let mut total = 0u64;
         let result = loop {
             if !eof && end - start < max {
@@ -1011,13 +1064,15 @@ impl Walker<'_> {
                 }
             }
             if start == end {
-                break Ok((total, chunks));
+                break self
+                    .finish_chunks(chunks)
+                    .map(|chunks| (total, chunks))
+                    .map_err(|_| Self::pipeline_error());
             }
             let n = self.repo.cdc().cut(&buf[start..end]);
             let piece = &buf[start..start + n];
-            match self.emit(piece, BlobKind::Data) {
-                Ok(id) => chunks.push(id),
-                Err(_) => break Err(Self::pipeline_error()),
+            if self.push_chunk(&mut chunks, piece).is_err() {
+                break Err(Self::pipeline_error());
             }
             total += n as u64;
             self.counters.add(0, n as u64);
@@ -1028,10 +1083,10 @@ impl Walker<'_> {
     }
 
     /// Cuts at fixed `chunk` bytes (SQLite pages).
-    fn read_fixed(&mut self, file: &mut File, chunk: usize) -> std::io::Result<(u64, Vec<Id>)> {
+    fn read_fixed(&mut self, file: &mut File, chunk: usize) -> std::io::Result<(u64, FileChunks)> {
         let batch = (1 << 20) / chunk * chunk;
         let mut buf = vec![0u8; batch.max(chunk)];
-        let mut chunks = Vec::new();
+        let mut chunks = ChunksBuilder::default();
         let mut total = 0u64;
         loop {
             let n = read_full(file, &mut buf)?;
@@ -1039,10 +1094,8 @@ impl Walker<'_> {
                 break;
             }
             for piece in buf[..n].chunks(chunk) {
-                let id = self
-                    .emit(piece, BlobKind::Data)
+                self.push_chunk(&mut chunks, piece)
                     .map_err(|_| Self::pipeline_error())?;
-                chunks.push(id);
             }
             total += n as u64;
             self.counters.add(0, n as u64);
@@ -1050,8 +1103,27 @@ impl Walker<'_> {
                 break;
             }
         }
+        let chunks = self
+            .finish_chunks(chunks)
+            .map_err(|_| Self::pipeline_error())?;
         Ok((total, chunks))
     }
+
+    /// Stores one chunk of a file and records it, storing a chunk list when one is full.
+    fn push_chunk(&mut self, chunks: &mut ChunksBuilder, piece: &[u8]) -> Result<()> {
+        let id = self.emit(piece, BlobKind::Data)?;
+        chunks.push(id, |list| self.emit(list, BlobKind::Tree))
+    }
+
+    fn finish_chunks(&mut self, chunks: ChunksBuilder) -> Result<FileChunks> {
+        chunks.finish(|list| self.emit(list, BlobKind::Tree))
+    }
+}
+
+/// Whether a SQLite header says the database is in WAL mode (write and read format versions
+/// 2, bytes 18 and 19).
+fn is_wal(head: &[u8]) -> bool {
+    head.len() >= 20 && head[18] == 2 && head[19] == 2
 }
 
 /// Counts files and bytes under `paths`, for a progress display's totals.

@@ -11,7 +11,7 @@ use arca_format::pack::read_header;
 use arca_format::tree::Content;
 
 use crate::Result;
-use crate::index::MasterIndex;
+use crate::index::{BulkLoad, MasterIndex};
 use crate::progress::Counters;
 use crate::repo::{DATA, INDEX, Repository, pack_path};
 
@@ -25,6 +25,8 @@ pub struct CheckOptions {
 pub struct CheckReport {
     pub snapshots: usize,
     pub trees: usize,
+    /// Chunk lists of long files read.
+    pub lists: usize,
     pub packs: usize,
     pub blobs: usize,
     pub bytes_read: u64,
@@ -38,14 +40,14 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
     let mut report = CheckReport::default();
     let stored: HashMap<Id, u64> = repo.list_ids(DATA)?.into_iter().collect();
 
-    let mut files = Vec::new();
+    let mut bulk = BulkLoad::default();
     for (id, _) in repo.list_ids(INDEX)? {
         match repo.load_index_file(&id) {
-            Ok(f) => files.push(f),
+            Ok(f) => bulk.add_file(f),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
-    let index = MasterIndex::from_files(files);
+    let index = bulk.finish();
     for (pack, size) in index.packs() {
         match stored.get(pack) {
             None => report.errors.push(format!(
@@ -92,20 +94,44 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                     match n.content {
                         Content::Dir { tree } => stack.push(tree),
                         Content::File { chunks, .. } => {
-                            for c in chunks {
-                                match index.get(&c) {
-                                    Some(l) if l.kind == BlobKind::Data => {}
-                                    _ => {
-                                        missing_data += 1;
-                                        if missing_data <= 20 {
-                                            report.errors.push(format!(
-                                                "blob {} of {} (tree {}) is not in any index",
-                                                c.short(),
-                                                String::from_utf8_lossy(&n.name),
-                                                t.short()
-                                            ));
-                                        }
+                            let mut missing = |c: &Id| {
+                                missing_data += 1;
+                                if missing_data <= 20 {
+                                    report.errors.push(format!(
+                                        "blob {} of {} (tree {}) is not in any index",
+                                        c.short(),
+                                        String::from_utf8_lossy(&n.name),
+                                        t.short()
+                                    ));
+                                }
+                            };
+                            check_data(&index, &chunks, &mut missing);
+                        }
+                        Content::LongFile { lists, .. } => {
+                            for l in lists {
+                                // Lists shared by several snapshots are checked once.
+                                if !seen.insert(l) {
+                                    continue;
+                                }
+                                missing_trees |= !index.contains(&l);
+                                match repo.read_chunk_list(&index, &l) {
+                                    Ok(list) => {
+                                        report.lists += 1;
+                                        let mut missing = |c: &Id| {
+                                            missing_data += 1;
+                                            if missing_data <= 20 {
+                                                report.errors.push(format!(
+                                                    "blob {} of {} (chunk list {}, tree {}) is not in any index",
+                                                    c.short(),
+                                                    String::from_utf8_lossy(&n.name),
+                                                    l.short(),
+                                                    t.short()
+                                                ));
+                                            }
+                                        };
+                                        check_data(&index, &list.chunks, &mut missing);
                                     }
+                                    Err(e) => report.errors.push(e.to_string()),
                                 }
                             }
                         }
@@ -212,6 +238,16 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
 
 /// Reads and verifies a whole pack; damage found is confirmed by reading the pack again, since
 /// a corrupted answer from sound storage is not damage (see `reread_on_damage`).
+/// Calls `missing` for every id of `chunks` that no index lists as a Data blob.
+fn check_data(index: &MasterIndex, chunks: &[Id], missing: &mut impl FnMut(&Id)) {
+    for c in chunks {
+        match index.get(c) {
+            Some(l) if l.kind == BlobKind::Data => {}
+            _ => missing(c),
+        }
+    }
+}
+
 fn check_pack(
     repo: &Repository,
     pack: &Id,

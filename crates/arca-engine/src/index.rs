@@ -37,32 +37,11 @@ impl MasterIndex {
     /// The union of `files`, taken apart as they are read so that each file's memory is given
     /// back before the next. A blob stored in several packs is found in the first that lists it.
     pub fn from_files(files: Vec<IndexFile>) -> Self {
-        let total = files
-            .iter()
-            .flat_map(|f| &f.packs)
-            .map(|p| p.blobs.len())
-            .sum();
-        let mut index = MasterIndex {
-            sorted: Vec::with_capacity(total),
-            ..MasterIndex::default()
-        };
+        let mut bulk = BulkLoad::default();
         for file in files {
-            for pack in file.packs {
-                let Some(pos) = index.new_pack(&pack) else {
-                    continue;
-                };
-                index
-                    .sorted
-                    .extend(pack.blobs.iter().map(|b| (b.id, location(pos, b))));
-            }
+            bulk.add_file(file);
         }
-        // Ties go to the pack added first, as `add_pack` does.
-        index
-            .sorted
-            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.pack.cmp(&b.1.pack)));
-        index.sorted.dedup_by(|later, first| later.0 == first.0);
-        index.sorted.shrink_to_fit();
-        index
+        bulk.finish()
     }
 
     /// Adds one pack's blobs; a blob already known keeps its first location.
@@ -121,6 +100,39 @@ impl MasterIndex {
 
     pub fn blob_ids(&self) -> impl Iterator<Item = &Id> {
         self.sorted.iter().map(|e| &e.0).chain(self.recent.keys())
+    }
+}
+
+/// Builds a [`MasterIndex`] from index files handed in one at a time (as they are downloaded),
+/// so that no more than one decoded file is held beside the growing index.
+#[derive(Debug, Default)]
+pub struct BulkLoad {
+    index: MasterIndex,
+}
+
+impl BulkLoad {
+    pub fn add_file(&mut self, file: IndexFile) {
+        let index = &mut self.index;
+        for pack in file.packs {
+            let Some(pos) = index.new_pack(&pack) else {
+                continue;
+            };
+            index
+                .sorted
+                .extend(pack.blobs.iter().map(|b| (b.id, location(pos, b))));
+        }
+    }
+
+    /// Sorts the blobs; of a blob listed by several packs, the pack added first is kept, as
+    /// `MasterIndex::add_pack` does.
+    pub fn finish(self) -> MasterIndex {
+        let mut index = self.index;
+        index
+            .sorted
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.pack.cmp(&b.1.pack)));
+        index.sorted.dedup_by(|later, first| later.0 == first.0);
+        index.sorted.shrink_to_fit();
+        index
     }
 }
 

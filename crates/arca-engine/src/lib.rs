@@ -6,6 +6,7 @@
 mod backup;
 mod browse;
 mod check;
+mod chunks;
 mod error;
 mod filecache;
 mod index;
@@ -19,6 +20,7 @@ mod sqlite;
 pub use backup::{BackupOptions, BackupReport, backup, scan_totals};
 pub use browse::{Entry, list};
 pub use check::{CheckOptions, CheckReport, check};
+pub use chunks::FileChunks;
 pub use error::EngineError;
 pub use index::{Location, MasterIndex};
 pub use progress::Counters;

@@ -15,7 +15,7 @@ use rand_core::{OsRng, RngCore};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use crate::index::MasterIndex;
+use crate::index::{BulkLoad, MasterIndex};
 use crate::{EngineError, Result};
 
 pub const CONFIG: &str = "config";
@@ -280,11 +280,23 @@ impl Repository {
         })
     }
 
-    /// The union of all index files.
+    /// The union of all index files. Each file is merged as soon as it is read, so memory
+    /// holds the index and the files being downloaded, not every decoded file at once. Of a
+    /// blob that several packs hold, the pack merged first is kept: any of them serves.
     pub fn load_index(&self) -> Result<MasterIndex> {
         let ids = self.list_ids(INDEX)?;
-        let files = self.fetch_all(&ids, |(id, _)| self.load_index_file(id))?;
-        Ok(MasterIndex::from_files(files))
+        let bulk = Mutex::new(BulkLoad::default());
+        self.fetch_all(&ids, |(id, _)| {
+            let file = self.load_index_file(id)?;
+            bulk.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .add_file(file);
+            Ok(())
+        })?;
+        Ok(bulk
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish())
     }
 
     pub(crate) fn write_index(&self, file: &IndexFile) -> Result<Id> {
@@ -351,6 +363,16 @@ impl Repository {
         tree.validate()
             .map_err(|e| EngineError::damaged(format!("tree {}", id.short()), e))?;
         Ok(tree)
+    }
+
+    /// Reads one chunk list of a long file (a blob of kind Tree).
+    pub fn read_chunk_list(
+        &self,
+        index: &MasterIndex,
+        id: &Id,
+    ) -> Result<arca_format::tree::ChunkList> {
+        let bytes = self.read_blob(index, id, BlobKind::Tree)?;
+        crate::chunks::decode_list(id, &bytes)
     }
 }
 

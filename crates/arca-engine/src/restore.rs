@@ -25,6 +25,7 @@ use arca_format::id::Id;
 use arca_format::tree::{Content, Node};
 
 use crate::browse::components;
+use crate::chunks::FileChunks;
 use crate::index::{Location, MasterIndex};
 use crate::progress::Counters;
 use crate::repo::{Repository, pack_path, reread_on_damage};
@@ -51,9 +52,10 @@ pub struct RestoreReport {
 
 struct FileJob {
     path: PathBuf,
+    /// The file's node, for its times, mode and owner; its content is in `size` and `chunks`.
     node: Node,
     size: u64,
-    chunks: Vec<Id>,
+    chunks: FileChunks,
 }
 
 /// Largest merged read.
@@ -244,8 +246,11 @@ impl Plan<'_> {
                     }
                 }
                 (_, Want::Descend) => {}
-                (Content::File { size, chunks }, Want::All) => {
-                    let (size, chunks) = (*size, chunks.clone());
+                (Content::File { .. } | Content::LongFile { .. }, Want::All) => {
+                    let mut node = node;
+                    let content = std::mem::replace(&mut node.content, Content::Fifo);
+                    let (size, chunks) =
+                        FileChunks::from_content(content).expect("matched as a file");
                     self.files.push(FileJob {
                         path,
                         node,
@@ -412,16 +417,25 @@ fn already_restored(repo: &Repository, index: &MasterIndex, job: &FileJob) -> bo
         return false;
     };
     let mut buf = Vec::new();
-    for id in &job.chunks {
-        let Some(loc) = index.get(id) else {
-            return false;
-        };
-        buf.resize(loc.raw_length as usize, 0);
-        if f.read_exact(&mut buf).is_err() || Id(repo.keys().blob_id(&buf)) != *id {
-            return false;
+    let same = job.chunks.for_each_stretch(repo, index, |chunks| {
+        for id in chunks {
+            let Some(loc) = index.get(id) else {
+                return Err(differs());
+            };
+            buf.resize(loc.raw_length as usize, 0);
+            if f.read_exact(&mut buf).is_err() || Id(repo.keys().blob_id(&buf)) != *id {
+                return Err(differs());
+            }
         }
-    }
-    matches!(f.read(&mut [0u8; 1]), Ok(0))
+        Ok(())
+    });
+    same.is_ok() && matches!(f.read(&mut [0u8; 1]), Ok(0))
+}
+
+/// Stops `already_restored`'s comparison at the first difference (or unreadable list, in which
+/// case the file is restored and the restore reports the damage).
+fn differs() -> EngineError {
+    EngineError::Invalid("differs".into())
 }
 
 /// Restores one file; returns a warning, if any, and whether the file was already there whole.
@@ -448,50 +462,53 @@ fn restore_file(
             File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?,
         );
         let mut written = 0u64;
-        for (ids, locs) in runs(index, &job.chunks)? {
-            let (pack, _) = index.pack(&locs[0]);
-            let ppath = pack_path(&pack);
-            let first = locs[0].offset as u64;
-            let last = locs.last().expect("run is not empty");
-            let len = last.offset as u64 + last.length as u64 - first;
-            // The whole run is authenticated before any of it is written, so that a run read
-            // again after a corrupted answer is written once.
-            // Blobs are opened where they lie in the run's buffer: a stored chunk is written
-            // straight from there, with no copy.
-            let plains = reread_on_damage(|| {
-                repo.read_pack_range_into(&pack, first, len, buf)?;
-                let bytes = &mut *buf;
-                let mut plains = Vec::with_capacity(ids.len());
-                for (id, loc) in ids.iter().zip(&locs) {
-                    if loc.kind != BlobKind::Data {
-                        return Err(EngineError::damaged(
-                            format!("blob {}", id.short()),
-                            "the index lists a tree where file data was expected",
-                        ));
+        job.chunks.for_each_stretch(repo, index, |chunks| {
+            for (ids, locs) in runs(index, chunks)? {
+                let (pack, _) = index.pack(&locs[0]);
+                let ppath = pack_path(&pack);
+                let first = locs[0].offset as u64;
+                let last = locs.last().expect("run is not empty");
+                let len = last.offset as u64 + last.length as u64 - first;
+                // The whole run is authenticated before any of it is written, so that a run read
+                // again after a corrupted answer is written once.
+                // Blobs are opened where they lie in the run's buffer: a stored chunk is written
+                // straight from there, with no copy.
+                let plains = reread_on_damage(|| {
+                    repo.read_pack_range_into(&pack, first, len, buf)?;
+                    let bytes = &mut *buf;
+                    let mut plains = Vec::with_capacity(ids.len());
+                    for (id, loc) in ids.iter().zip(&locs) {
+                        if loc.kind != BlobKind::Data {
+                            return Err(EngineError::damaged(
+                                format!("blob {}", id.short()),
+                                "the index lists a tree where file data was expected",
+                            ));
+                        }
+                        let at = (loc.offset as u64 - first) as usize;
+                        let sealed = &mut bytes[at..at + loc.length as usize];
+                        let plain = open_blob_in_place(
+                            repo.keys(),
+                            BlobKind::Data,
+                            id,
+                            sealed,
+                            loc.raw_length as usize,
+                        )
+                        .map_err(|e| {
+                            EngineError::damaged(format!("{ppath} (blob {})", id.short()), e)
+                        })?;
+                        plains.push((at, plain));
                     }
-                    let at = (loc.offset as u64 - first) as usize;
-                    let sealed = &mut bytes[at..at + loc.length as usize];
-                    let plain = open_blob_in_place(
-                        repo.keys(),
-                        BlobKind::Data,
-                        id,
-                        sealed,
-                        loc.raw_length as usize,
-                    )
-                    .map_err(|e| {
-                        EngineError::damaged(format!("{ppath} (blob {})", id.short()), e)
-                    })?;
-                    plains.push((at, plain));
+                    Ok(plains)
+                })?;
+                for (at, plain) in &plains {
+                    let plain = plain.get(&buf[*at..]);
+                    f.write_all(plain).map_err(|e| EngineError::io(&tmp, e))?;
+                    written += plain.len() as u64;
+                    counters.add(0, plain.len() as u64);
                 }
-                Ok(plains)
-            })?;
-            for (at, plain) in &plains {
-                let plain = plain.get(&buf[*at..]);
-                f.write_all(plain).map_err(|e| EngineError::io(&tmp, e))?;
-                written += plain.len() as u64;
-                counters.add(0, plain.len() as u64);
             }
-        }
+            Ok(())
+        })?;
         if written != job.size {
             return Err(EngineError::damaged(
                 format!("the tree entry for {}", job.path.display()),

@@ -28,6 +28,44 @@ pub enum Content {
     BlockDevice {
         rdev: u64,
     },
+    /// A file with more than [`LIST_LEN`] chunks: its chunk ids are stored apart, in chunk
+    /// lists (blobs of kind Tree, see [`ChunkList`]), so that a large file's tree stays small and
+    /// an unchanged stretch of a changed file (the pages of a database) is not stored again.
+    LongFile {
+        size: u64,
+        lists: Vec<Id>,
+    },
+}
+
+/// Most chunk ids a tree node holds itself; a file with more is written as [`Content::LongFile`]
+/// with lists of this many ids (the last may be shorter). 512 ids are 16 KiB: a database of 4 KiB
+/// pages has one list per 2 MiB, and a day's scattered page edits re-store only the lists they
+/// touch. A writer-side choice: readers take any list length up to [`MAX_LIST_LEN`].
+pub const LIST_LEN: usize = 512;
+
+/// Most ids a reader accepts in one chunk list.
+pub const MAX_LIST_LEN: usize = 1 << 16;
+
+/// A stretch of a long file's chunk ids, in file order; the plaintext of a blob of kind Tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkList {
+    pub chunks: Vec<Id>,
+}
+
+impl ChunkList {
+    /// Refuses an empty list and one longer than [`MAX_LIST_LEN`].
+    pub fn validate(&self) -> Result<(), String> {
+        if self.chunks.is_empty() {
+            return Err("empty chunk list".into());
+        }
+        if self.chunks.len() > MAX_LIST_LEN {
+            return Err(format!(
+                "chunk list of {} ids (at most {MAX_LIST_LEN})",
+                self.chunks.len()
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +138,14 @@ mod tests {
             Just(Content::Socket),
             any::<u64>().prop_map(|rdev| Content::CharDevice { rdev }),
             any::<u64>().prop_map(|rdev| Content::BlockDevice { rdev }),
+            (
+                any::<u64>(),
+                proptest::collection::vec(any::<[u8; 32]>(), 0..5)
+            )
+                .prop_map(|(size, l)| Content::LongFile {
+                    size,
+                    lists: l.into_iter().map(Id).collect()
+                }),
         ]
     }
 
@@ -113,9 +159,32 @@ mod tests {
         }
 
         #[test]
+        fn chunk_list_round_trip(ids in proptest::collection::vec(any::<[u8; 32]>(), 1..40)) {
+            let list = ChunkList { chunks: ids.into_iter().map(Id).collect() };
+            prop_assert!(list.validate().is_ok());
+            let bytes = encode(&list);
+            // One varint byte for a count below 128, then the raw ids.
+            prop_assert_eq!(bytes.len(), 1 + 32 * list.chunks.len());
+            prop_assert_eq!(decode::<ChunkList>(&bytes).unwrap(), list);
+        }
+
+        #[test]
         fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = decode::<Tree>(&bytes);
         }
+    }
+
+    #[test]
+    fn chunk_lists_are_bounded() {
+        assert!(ChunkList::default().validate().is_err());
+        let long = ChunkList {
+            chunks: vec![Id([7; 32]); MAX_LIST_LEN + 1],
+        };
+        assert!(long.validate().is_err());
+        let full = ChunkList {
+            chunks: vec![Id([7; 32]); MAX_LIST_LEN],
+        };
+        assert!(full.validate().is_ok());
     }
 
     #[test]

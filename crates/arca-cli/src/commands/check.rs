@@ -26,6 +26,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> Result<i32> {
             "ok": r.errors.is_empty(),
             "snapshots": r.snapshots,
             "trees": r.trees,
+            "chunk_lists": r.lists,
             "packs": r.packs,
             "blobs": r.blobs,
             "bytes_read": r.bytes_read,

@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: LsArgs) -> Result<i32> {
 
 fn describe(c: &Content) -> (&'static str, u64, Option<String>) {
     match c {
-        Content::File { size, .. } => ("file", *size, None),
+        Content::File { size, .. } | Content::LongFile { size, .. } => ("file", *size, None),
         Content::Dir { .. } => ("dir", 0, None),
         Content::Symlink { target } => ("symlink", 0, Some(lossy(target))),
         Content::Fifo => ("fifo", 0, None),
