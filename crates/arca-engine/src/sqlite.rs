@@ -7,6 +7,11 @@
 //!   they are the file's own bytes: a restore is byte-identical.
 //! - WAL databases: the committed state is the file plus the WAL, so copy it with SQLite's
 //!   online backup API in a single step (under one read transaction) into a temporary file.
+//!   A WAL database that no program has open (no `-wal` or `-shm` beside it) is read raw instead
+//!   (`backup.rs`, `read_quiet_wal`), and kept only if it is unchanged and still has no
+//!   sidecars after the read: opening it with SQLite, even read-only, would leave a `-shm` and
+//!   an empty `-wal` in the user's folder. WAL mode is told from the header (bytes 18 and 19
+//!   are 2), before any SQLite connection is opened.
 
 use std::path::Path;
 
