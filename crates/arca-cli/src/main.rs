@@ -13,35 +13,34 @@ mod vault;
 
 use clap::Parser;
 
-/// Keeps glibc's malloc from holding on to freed chunk and pack buffers.
+/// Keeps glibc's malloc from spreading freed chunk and pack buffers over many heaps.
 ///
-/// glibc serves a block of 128 KiB or more with its own mapping, given back when freed, but
-/// after such a block is freed it raises that threshold to the block's size (up to 32 MiB). From
-/// then on the MiB-sized chunk, sealed-blob and read buffers come from the per-thread heaps,
-/// which fragment and keep their pages: measured on an 8.3 GiB chat folder, a day-0 backup
-/// peaked at 108 MiB resident with a 55 MiB heap; with the threshold fixed, 52 MiB, flat within
-/// 20% from 0.5 to 8.3 GiB (BENCHMARKS.md, "Memory and size"). Setting `MALLOC_MMAP_THRESHOLD_`
-/// in the environment overrides this.
+/// glibc gives each thread that allocates its own heap (arena), up to 8 per core, and a buffer
+/// freed by another thread (the pipeline passes chunk buffers from the walker to the sealers and
+/// the packer) goes back to the heap it came from, where it stays resident. With two heaps,
+/// measured on a 2.1 GiB chat folder (BENCHMARKS.md, "Memory and size"): day-0 peak RSS 72-77 ->
+/// 58 MiB, restore 56-60 -> 52 MiB, at the same CPU time. A fixed 128 KiB mmap threshold saved
+/// more (46 MiB) but cost 20% more CPU in page faults, and was not kept. Setting
+/// `MALLOC_ARENA_MAX` in the environment overrides this.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_large_buffers_mapped() {
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;
     }
     // SAFETY: `mallopt` only changes a tuning parameter of glibc's allocator and is documented
-    // as callable at any time; M_MMAP_THRESHOLD with 128 KiB (its default, within the allowed
-    // 0..=32 MiB) is valid. It is called first thing in `main`, before any other thread exists.
-    // Its return value (1 on success, 0 on a refused value) needs no handling: on refusal
-    // glibc keeps its default behaviour.
+    // as callable at any time; M_ARENA_MAX with 2 is a valid value. It is called first thing in
+    // `main`, before any other thread exists. Its return value (1 on success, 0 on a refused
+    // value) needs no handling: on refusal glibc keeps its default behaviour.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_large_buffers_mapped() {}
+fn limit_malloc_arenas() {}
 
 fn main() {
-    keep_large_buffers_mapped();
+    limit_malloc_arenas();
     let cli = cli::Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
