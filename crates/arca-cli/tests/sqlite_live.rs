@@ -540,6 +540,19 @@ fn live_database_in_wal_mode() {
     live_database(Mode::Wal);
 }
 
+/// Restores the snapshot a `backup --json` answer `v` names into `root/<name>`; returns the
+/// restored copy of the test's `app` folder.
+fn restore_snapshot(env: &Env, v: &serde_json::Value, name: &str) -> PathBuf {
+    let target = env.root.join(name);
+    env.ok(&[
+        "restore",
+        v["snapshot"].as_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    target.join(env.root.join("app").strip_prefix("/").unwrap())
+}
+
 /// A WAL database no program has open is backed up from its file alone, and the backup leaves
 /// the user's folder as it found it: no `-shm` and no empty `-wal` (SQLite creates both when it
 /// opens a WAL database, even read-only). Once an app has it open, the backup copies it through
@@ -576,14 +589,7 @@ fn a_closed_wal_database_is_backed_up_without_leaving_files_beside_it() {
         before,
         "the backup changed the database"
     );
-    let target = env.root.join("restored-closed");
-    env.ok(&[
-        "restore",
-        v["snapshot"].as_str().unwrap(),
-        "--target",
-        target.to_str().unwrap(),
-    ]);
-    let restored = target.join(db.strip_prefix("/").unwrap());
+    let restored = restore_snapshot(&env, &v, "restored-closed").join("app.db");
     assert_eq!(fs::read(&restored).unwrap(), before);
     // `setup_db` commits 1500 transactions, then 20 more here.
     assert_eq!(verify_db(&restored, 1520, 1520), 1520);
@@ -597,14 +603,7 @@ fn a_closed_wal_database_is_backed_up_without_leaving_files_beside_it() {
     }
     assert!(fs::metadata(src.join("app.db-wal")).unwrap().len() > 0);
     let v = env.json(&["backup", src_arg]);
-    let target = env.root.join("restored-open");
-    env.ok(&[
-        "restore",
-        v["snapshot"].as_str().unwrap(),
-        "--target",
-        target.to_str().unwrap(),
-    ]);
-    let dir = target.join(src.strip_prefix("/").unwrap());
+    let dir = restore_snapshot(&env, &v, "restored-open");
     assert_eq!(names(&dir), ["app.db"]);
     assert_eq!(verify_db(&dir.join("app.db"), 1525, 1525), 1525);
     drop(c);

@@ -94,18 +94,15 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                     match n.content {
                         Content::Dir { tree } => stack.push(tree),
                         Content::File { chunks, .. } => {
-                            let mut missing = |c: &Id| {
-                                missing_data += 1;
-                                if missing_data <= 20 {
-                                    report.errors.push(format!(
-                                        "blob {} of {} (tree {}) is not in any index",
-                                        c.short(),
-                                        String::from_utf8_lossy(&n.name),
-                                        t.short()
-                                    ));
-                                }
-                            };
-                            check_data(&index, &chunks, &mut missing);
+                            let place = || format!("(tree {})", t.short());
+                            report_missing(
+                                &index,
+                                &chunks,
+                                &n.name,
+                                place,
+                                &mut missing_data,
+                                &mut report.errors,
+                            );
                         }
                         Content::LongFile { lists, .. } => {
                             for l in lists {
@@ -117,19 +114,21 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                                 match repo.read_chunk_list(&index, &l) {
                                     Ok(list) => {
                                         report.lists += 1;
-                                        let mut missing = |c: &Id| {
-                                            missing_data += 1;
-                                            if missing_data <= 20 {
-                                                report.errors.push(format!(
-                                                    "blob {} of {} (chunk list {}, tree {}) is not in any index",
-                                                    c.short(),
-                                                    String::from_utf8_lossy(&n.name),
-                                                    l.short(),
-                                                    t.short()
-                                                ));
-                                            }
+                                        let place = || {
+                                            format!(
+                                                "(chunk list {}, tree {})",
+                                                l.short(),
+                                                t.short()
+                                            )
                                         };
-                                        check_data(&index, &list.chunks, &mut missing);
+                                        report_missing(
+                                            &index,
+                                            &list.chunks,
+                                            &n.name,
+                                            place,
+                                            &mut missing_data,
+                                            &mut report.errors,
+                                        );
                                     }
                                     Err(e) => report.errors.push(e.to_string()),
                                 }
@@ -238,12 +237,28 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
 
 /// Reads and verifies a whole pack; damage found is confirmed by reading the pack again, since
 /// a corrupted answer from sound storage is not damage (see `reread_on_damage`).
-/// Calls `missing` for every id of `chunks` that no index lists as a Data blob.
-fn check_data(index: &MasterIndex, chunks: &[Id], missing: &mut impl FnMut(&Id)) {
+/// Counts the ids of `chunks` that no index lists as a Data blob, naming the first 20 (file
+/// `name`, found at `place`) in `errors`.
+fn report_missing(
+    index: &MasterIndex,
+    chunks: &[Id],
+    name: &[u8],
+    place: impl Fn() -> String,
+    missing_data: &mut usize,
+    errors: &mut Vec<String>,
+) {
     for c in chunks {
-        match index.get(c) {
-            Some(l) if l.kind == BlobKind::Data => {}
-            _ => missing(c),
+        if matches!(index.get(c), Some(l) if l.kind == BlobKind::Data) {
+            continue;
+        }
+        *missing_data += 1;
+        if *missing_data <= 20 {
+            errors.push(format!(
+                "blob {} of {} {} is not in any index",
+                c.short(),
+                String::from_utf8_lossy(name),
+                place()
+            ));
         }
     }
 }
