@@ -24,7 +24,7 @@ fn parse_rate(s: &str) -> Result<u64, String> {
                   AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ARCA_WEBDAV_USER, ARCA_WEBDAV_PASSWORD, \
                   ARCA_SFTP_KEY, ARCA_SFTP_KNOWN_HOSTS, ARCA_GDRIVE_*, ARCA_ONEDRIVE_*, ARCA_DROPBOX_* \
                   (REFRESH_TOKEN, CLIENT_ID, CLIENT_SECRET or ACCESS_TOKEN), ARCA_UPLOADS, \
-                  ARCA_DOWNLOADS, ARCA_RETRIES, ARCA_TIMEOUT; see README.md."
+                  ARCA_DOWNLOADS, ARCA_RETRIES, ARCA_TIMEOUT, ARCA_INDEX_IN_MEMORY; see README.md."
 )]
 pub struct Cli {
     /// Where the backup is stored: a folder path, file:///path, s3://bucket/prefix,

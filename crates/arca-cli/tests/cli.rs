@@ -467,3 +467,81 @@ fn progress_bars_appear_on_a_terminal() {
     let shown = run("--json check --read-data");
     assert!(!shown.contains("MiB/"), "{shown:?}");
 }
+
+/// `ARCA_INDEX_IN_MEMORY` moves even a small repository's index to this device's disk: every
+/// command answers as with the index in memory, the scratch files leave nothing behind, and a
+/// bad value is refused with its name.
+#[test]
+fn the_index_on_disk_serves_every_command() {
+    let env = Env::new();
+    let key = env.enable();
+    let with = |device: &str, args: &[&str]| -> Value {
+        let out = env
+            .arca(device)
+            .env("ARCA_INDEX_IN_MEMORY", "2")
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    with("devA", &["backup", env.src().to_str().unwrap()]);
+    // Found on disk: an unchanged source stores nothing, a new file only itself.
+    let second = with("devA", &["backup"]);
+    assert!(second["new_bytes"].as_u64().unwrap() < 4096, "{second}");
+    std::fs::write(env.src().join("docs/new.txt"), "a new file").unwrap();
+    let third = with("devA", &["backup"]);
+    assert!(third["new_bytes"].as_u64().unwrap() < 10_000, "{third}");
+    let check = with("devA", &["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(check["blobs"].as_u64().unwrap() > 4, "{check}");
+    let ls = with("devA", &["ls"]);
+    assert!(ls.to_string().contains("new.txt"), "{ls}");
+    // The scratch files are unnamed: the cache folder holds only the file cache.
+    let caches: Vec<PathBuf> = std::fs::read_dir(env.path("devA/cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(caches.len(), 1);
+    let mut left: Vec<String> = std::fs::read_dir(&caches[0])
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["files", "tmp"], "{}", caches[0].display());
+    let tmp = std::fs::read_dir(caches[0].join("tmp")).unwrap().count();
+    assert_eq!(tmp, 0, "backup's own scratch folder is left empty");
+
+    let target = env.path("restore");
+    let out = env
+        .arca("devB")
+        .env("ARCA_INDEX_IN_MEMORY", "3")
+        .env("ARCA_KEY", &key)
+        .args(["restore", "--target", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    same_tree(&env.src(), &restored(&target, &env.src()));
+
+    for bad in ["lots", "0", "-1"] {
+        env.arca("devA")
+            .env("ARCA_INDEX_IN_MEMORY", bad)
+            .args(["backup"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(
+                "ARCA_INDEX_IN_MEMORY must be a number",
+            ));
+    }
+}

@@ -631,14 +631,21 @@ impl Walker<'_> {
         }
     }
 
-    fn is_known(&self, id: &Id) -> bool {
-        self.index.contains(id) || self.new_ids.contains(id)
+    /// Whether the repository, or this backup so far, holds every blob of `ids`.
+    fn all_known(&self, ids: &[Id]) -> Result<bool> {
+        for id in ids {
+            if !self.new_ids.contains(id) && !self.index.contains(id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Hashes a blob and sends it on unless the repository already has it.
     fn emit(&mut self, data: &[u8], kind: BlobKind) -> Result<Id> {
         let id = Id(self.repo.keys().blob_id(data));
-        if !self.index.contains(&id) && self.new_ids.insert(id) {
+        if !self.new_ids.contains(&id) && !self.index.contains(&id)? {
+            self.new_ids.insert(id);
             self.summary.new_bytes += data.len() as u64;
             // The budget refuses only once the pipeline has failed; its error is reported.
             if !self.budget.take(data.len(), || self.shared.failed()) {
@@ -844,7 +851,7 @@ impl Walker<'_> {
         if let Some(e) = self.old_cache.get(&key)
             && e.file == fp
             && e.wal == wal
-            && e.chunks.refs().iter().all(|c| self.is_known(c))
+            && self.all_known(e.chunks.refs())?
         {
             self.summary.files += 1;
             self.summary.bytes += e.size;

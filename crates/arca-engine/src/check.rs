@@ -40,14 +40,14 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
     let mut report = CheckReport::default();
     let stored: HashMap<Id, u64> = repo.list_ids(DATA)?.into_iter().collect();
 
-    let mut bulk = BulkLoad::default();
+    let mut bulk = BulkLoad::new(repo.index_spill());
     for (id, _) in repo.list_ids(INDEX)? {
         match repo.load_index_file(&id) {
-            Ok(f) => bulk.add_file(f),
+            Ok(f) => bulk.add_file(f)?,
             Err(e) => report.errors.push(e.to_string()),
         }
     }
-    let index = bulk.finish();
+    let index = bulk.finish()?;
     for (pack, size) in index.packs() {
         match stored.get(pack) {
             None => report.errors.push(format!(
@@ -86,7 +86,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
         if !seen.insert(t) {
             continue;
         }
-        missing_trees |= !index.contains(&t);
+        missing_trees |= !index.contains(&t)?;
         match repo.read_tree(&index, &t) {
             Ok(tree) => {
                 report.trees += 1;
@@ -102,7 +102,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                                 place,
                                 &mut missing_data,
                                 &mut report.errors,
-                            );
+                            )?;
                         }
                         Content::LongFile { lists, .. } => {
                             for l in lists {
@@ -110,7 +110,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                                 if !seen.insert(l) {
                                     continue;
                                 }
-                                missing_trees |= !index.contains(&l);
+                                missing_trees |= !index.contains(&l)?;
                                 match repo.read_chunk_list(&index, &l) {
                                     Ok(list) => {
                                         report.lists += 1;
@@ -128,7 +128,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
                                             place,
                                             &mut missing_data,
                                             &mut report.errors,
-                                        );
+                                        )?;
                                     }
                                     Err(e) => report.errors.push(e.to_string()),
                                 }
@@ -182,10 +182,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, counters: &Counters) -> Res
         counters.set_totals(packs.len() as u64, packs.iter().map(|p| p.1).sum());
         let expected: HashMap<Id, Vec<(Id, crate::index::Location)>> = {
             let mut m: HashMap<Id, Vec<_>> = HashMap::new();
-            for id in index.blob_ids() {
-                let loc = *index.get(id).expect("listed");
-                m.entry(index.pack(&loc).0).or_default().push((*id, loc));
-            }
+            index.for_each_blob(|id, loc| {
+                m.entry(index.pack(loc).0).or_default().push((*id, *loc));
+            })?;
             m
         };
         let next = AtomicUsize::new(0);
@@ -246,9 +245,9 @@ fn report_missing(
     place: impl Fn() -> String,
     missing_data: &mut usize,
     errors: &mut Vec<String>,
-) {
+) -> Result<()> {
     for c in chunks {
-        if matches!(index.get(c), Some(l) if l.kind == BlobKind::Data) {
+        if matches!(index.get(c)?, Some(l) if l.kind == BlobKind::Data) {
             continue;
         }
         *missing_data += 1;
@@ -261,6 +260,7 @@ fn report_missing(
             ));
         }
     }
+    Ok(())
 }
 
 fn check_pack(

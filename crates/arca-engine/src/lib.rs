@@ -15,6 +15,7 @@ mod progress;
 mod repo;
 mod restore;
 mod salvage;
+mod spill;
 mod sqlite;
 
 pub use backup::{BackupOptions, BackupReport, backup, scan_totals};
@@ -26,5 +27,6 @@ pub use index::{Location, MasterIndex};
 pub use progress::Counters;
 pub use repo::{Repository, SnapshotInfo};
 pub use restore::{RestoreOptions, RestoreReport, restore};
+pub use spill::Spill;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use crate::index::{BulkLoad, MasterIndex};
+use crate::spill::Spill;
 use crate::{EngineError, Result};
 
 pub const CONFIG: &str = "config";
@@ -36,6 +37,8 @@ pub struct Repository {
     config: RepoConfig,
     keys: DerivedKeys,
     cdc: Cdc,
+    /// Where and past how many blobs a loaded index moves to this device's disk.
+    spill: Spill,
 }
 
 impl std::fmt::Debug for Repository {
@@ -115,7 +118,18 @@ impl Repository {
             config,
             keys,
             cdc,
+            spill: Spill::default(),
         })
+    }
+
+    /// Where, and past how many blobs, an index this repository loads moves to this device's
+    /// disk (by default: the system's temporary folder, past 64 Ki blobs).
+    pub fn set_index_spill(&mut self, spill: Spill) {
+        self.spill = spill;
+    }
+
+    pub fn index_spill(&self) -> &Spill {
+        &self.spill
     }
 
     pub fn storage(&self) -> &Storage {
@@ -285,18 +299,16 @@ impl Repository {
     /// blob that several packs hold, the pack merged first is kept: any of them serves.
     pub fn load_index(&self) -> Result<MasterIndex> {
         let ids = self.list_ids(INDEX)?;
-        let bulk = Mutex::new(BulkLoad::default());
+        let bulk = Mutex::new(BulkLoad::new(&self.spill));
         self.fetch_all(&ids, |(id, _)| {
             let file = self.load_index_file(id)?;
             bulk.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .add_file(file);
-            Ok(())
+                .add_file(file)
         })?;
-        Ok(bulk
-            .into_inner()
+        bulk.into_inner()
             .unwrap_or_else(|p| p.into_inner())
-            .finish())
+            .finish()
     }
 
     pub(crate) fn write_index(&self, file: &IndexFile) -> Result<Id> {
@@ -305,7 +317,7 @@ impl Repository {
 
     /// Reads, authenticates and verifies one blob.
     pub fn read_blob(&self, index: &MasterIndex, id: &Id, kind: BlobKind) -> Result<Vec<u8>> {
-        let loc = index.get(id).ok_or_else(|| {
+        let loc = index.get(id)?.ok_or_else(|| {
             EngineError::damaged(
                 format!("blob {}", id.short()),
                 "it is not in any index (an index file is missing or damaged)",
@@ -317,7 +329,7 @@ impl Repository {
                 "the index lists it with the wrong kind",
             ));
         }
-        let (pack, _) = index.pack(loc);
+        let (pack, _) = index.pack(&loc);
         let path = pack_path(&pack);
         reread_on_damage(|| {
             let mut sealed = self.read_pack_range(&pack, loc.offset as u64, loc.length as u64)?;

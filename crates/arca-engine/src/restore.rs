@@ -377,7 +377,7 @@ fn runs<'a>(index: &MasterIndex, chunks: &'a [Id]) -> Result<Vec<(&'a [Id], Vec<
     let mut start = 0;
     let mut locs: Vec<Location> = Vec::new();
     for (i, id) in chunks.iter().enumerate() {
-        let loc = *index.get(id).ok_or_else(|| {
+        let loc = index.get(id)?.ok_or_else(|| {
             EngineError::damaged(
                 format!("blob {}", id.short()),
                 "it is not in any index (an index file is missing or damaged)",
@@ -419,7 +419,7 @@ fn already_restored(repo: &Repository, index: &MasterIndex, job: &FileJob) -> bo
     let mut buf = Vec::new();
     let same = job.chunks.for_each_stretch(repo, index, |chunks| {
         for id in chunks {
-            let Some(loc) = index.get(id) else {
+            let Ok(Some(loc)) = index.get(id) else {
                 return Err(differs());
             };
             buf.resize(loc.raw_length as usize, 0);

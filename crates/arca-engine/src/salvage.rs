@@ -87,7 +87,7 @@ pub(crate) fn salvage(repo: &Repository, index: &mut MasterIndex) -> Result<usiz
     }
     repo.write_index(&file)?;
     for p in &file.packs {
-        index.add_pack(p);
+        index.add_pack(p)?;
     }
     tracing::info!(
         "reused {} packs that an interrupted backup had uploaded",

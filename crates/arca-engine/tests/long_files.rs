@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use arca_crypto::BackupKey;
 use arca_engine::{
-    BackupOptions, CheckOptions, Counters, MasterIndex, Repository, RestoreOptions, backup, check,
-    restore,
+    BackupOptions, CheckOptions, Counters, MasterIndex, Repository, RestoreOptions, Spill, backup,
+    check, restore,
 };
 use arca_format::chunker::ChunkerParams;
 use arca_format::id::Id;
@@ -114,7 +114,23 @@ fn check_all(repo: &Repository) -> arca_engine::CheckReport {
 
 #[test]
 fn a_database_is_stored_in_chunk_lists_and_a_day_of_edits_restores_only_touched_lists() {
-    let f = fixture(ChunkerParams::default());
+    database_in_lists(fixture(ChunkerParams::default()), false);
+}
+
+/// The same with an index of more blobs than memory may hold: it is merged from runs of 200
+/// into pages on disk, and every lookup (skip unchanged files, store only new pages, restore,
+/// check) answers as it does in memory.
+#[test]
+fn the_same_with_the_index_on_disk() {
+    let mut f = fixture(ChunkerParams::default());
+    f.repo.set_index_spill(Spill {
+        dir: f.dir.join("cache"),
+        max_entries: 200,
+    });
+    database_in_lists(f, true);
+}
+
+fn database_in_lists(f: Fixture, on_disk: bool) {
     let db = f.src.join("msgstore.db");
     database(&db, 1500);
     let pages = std::fs::metadata(&db).unwrap().len() / 4096;
@@ -124,6 +140,7 @@ fn a_database_is_stored_in_chunk_lists_and_a_day_of_edits_restores_only_touched_
     let r1 = backup(&f.repo, &f.opts, &c).unwrap();
     assert!(r1.warnings.is_empty(), "{:?}", r1.warnings);
     let index = f.repo.load_index().unwrap();
+    assert_eq!(index.on_disk(), on_disk);
     let lists1 = lists_of(&content(&f.repo, &index, &r1.snapshot.tree, &db));
     assert_eq!(lists1.len(), (pages as usize).div_ceil(LIST_LEN));
     // The lists hold the pages in order: they name exactly the file's pages.
@@ -238,7 +255,7 @@ fn a_damaged_chunk_list_is_reported_and_never_restored() {
     let index = f.repo.load_index().unwrap();
     let lists = lists_of(&content(&f.repo, &index, &r.snapshot.tree, &db));
     // Flip one byte inside the second list's sealed blob, in its pack file.
-    let loc = *index.get(&lists[1]).unwrap();
+    let loc = index.get(&lists[1]).unwrap().unwrap();
     let (pack, _) = index.pack(&loc);
     let hex = pack.to_hex();
     let path = f.dir.join("repo/data").join(&hex[..2]).join(&hex);

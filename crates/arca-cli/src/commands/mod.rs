@@ -13,7 +13,7 @@ mod status;
 
 use anyhow::{Context, Result};
 use arca_crypto::BackupKey;
-use arca_engine::Repository;
+use arca_engine::{Repository, Spill};
 use arca_storage::{Settings, Storage, StorageUrl};
 
 use crate::cli::{Cli, Command, KeyCommand, PasswordCommand};
@@ -92,7 +92,25 @@ impl Ctx {
         // Tell "no repository here" apart before asking for a key.
         let config = Repository::read_config(&storage)?;
         let key = keysource::resolve(&self.device, &self.state, &config.repo_id)?;
-        Ok((Repository::open(storage, &key)?, key))
+        let mut repo = Repository::open(storage, &key)?;
+        repo.set_index_spill(self.index_spill(&repo)?);
+        Ok((repo, key))
+    }
+
+    /// A large repository's index goes to this device's cache folder for the repository (not
+    /// the temporary folder, which may be a tmpfs, that is, memory). `ARCA_INDEX_IN_MEMORY`
+    /// sets how many blobs are held in memory first.
+    fn index_spill(&self, repo: &Repository) -> Result<Spill> {
+        let mut spill = Spill {
+            dir: self.device.cache_dir(&repo.id_hex()),
+            ..Spill::default()
+        };
+        if let Ok(v) = std::env::var("ARCA_INDEX_IN_MEMORY") {
+            spill.max_entries = v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                format!("ARCA_INDEX_IN_MEMORY must be a number of blobs above 0, not {v:?}")
+            })?;
+        }
+        Ok(spill)
     }
 
     /// Opens the repository and checks it against the key vault's head register (refusing a
