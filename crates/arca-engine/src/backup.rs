@@ -528,15 +528,28 @@ fn uploader(repo: &Repository, rx: Receiver<PackOut>, tx: Sender<IndexPack>, sha
     }
 }
 
+/// An index file lists at most this many packs ...
+const INDEX_MAX_PACKS: usize = 16;
+/// ... and, once it has this many blobs, no more packs. Sixteen packs of SQLite pages are 64 Ki
+/// blobs, a 4 MiB index file that every later run would hold whole (twice, while decoding) as
+/// it loads the index; 8 Ki blobs keep a file near 0.5 MiB.
+const INDEX_MAX_BLOBS: usize = 8 * 1024;
+
 /// Writes index files as packs arrive, so an interrupted backup's uploaded packs are reused.
 fn indexer(repo: &Repository, rx: Receiver<IndexPack>, shared: &Shared) -> Result<()> {
     let mut pending = IndexFile::default();
+    let mut blobs = 0;
     let mut since = Instant::now();
     for p in rx {
+        blobs += p.blobs.len();
         pending.packs.push(p);
-        if pending.packs.len() >= 16 || since.elapsed() > Duration::from_secs(20) {
+        if pending.packs.len() >= INDEX_MAX_PACKS
+            || blobs >= INDEX_MAX_BLOBS
+            || since.elapsed() > Duration::from_secs(20)
+        {
             repo.write_index(&pending)?;
             pending = IndexFile::default();
+            blobs = 0;
             since = Instant::now();
         }
         if shared.failed() && pending.packs.is_empty() {
