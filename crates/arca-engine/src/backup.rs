@@ -1175,3 +1175,63 @@ pub fn scan_totals(paths: &[PathBuf], counters: &Counters) {
 fn stopped() -> EngineError {
     EngineError::Invalid("backup stopped".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_crypto::BackupKey;
+    use arca_storage::Storage;
+
+    fn pack(n: u32, blobs: u32) -> IndexPack {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&n.to_le_bytes());
+        IndexPack {
+            id: Id(id),
+            size: 1 << 20,
+            blobs: (0..blobs)
+                .map(|i| {
+                    let mut b = [1u8; 32];
+                    b[..4].copy_from_slice(&n.to_le_bytes());
+                    b[4..8].copy_from_slice(&i.to_le_bytes());
+                    BlobEntry {
+                        id: Id(b),
+                        kind: BlobKind::Data,
+                        offset: i * 4096,
+                        length: 4096,
+                        raw_length: 4096,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Three packs of SQLite pages fill an index file by blobs, sixteen small packs by packs,
+    /// and what is left at the end gets a file of its own; no pack is lost or listed twice.
+    #[test]
+    fn index_files_end_at_sixteen_packs_or_8_ki_blobs() {
+        let storage = Storage::open("memory://").unwrap();
+        let repo = Repository::init(storage, &BackupKey::generate()).unwrap();
+        let (tx, rx) = unbounded();
+        for n in 0..3 {
+            tx.send(pack(n, 4000)).unwrap();
+        }
+        for n in 3..23 {
+            tx.send(pack(n, 1)).unwrap();
+        }
+        drop(tx);
+        indexer(&repo, rx, &Shared::default()).unwrap();
+        let mut sizes = Vec::new();
+        let mut packs = Vec::new();
+        for (id, _) in repo.list_ids(crate::repo::INDEX).unwrap() {
+            let file = repo.load_index_file(&id).unwrap();
+            let blobs: usize = file.packs.iter().map(|p| p.blobs.len()).sum();
+            sizes.push((file.packs.len(), blobs));
+            packs.extend(file.packs.iter().map(|p| p.id));
+        }
+        sizes.sort();
+        assert_eq!(sizes, [(3, 12_000), (4, 4), (16, 16)]);
+        packs.sort();
+        packs.dedup();
+        assert_eq!(packs.len(), 23);
+    }
+}
