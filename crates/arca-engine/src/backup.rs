@@ -39,6 +39,7 @@ use crate::index::MasterIndex;
 use crate::pool::{Budget, BufPool};
 use crate::progress::Counters;
 use crate::repo::{Repository, pack_path};
+use crate::sent::Sent;
 use crate::sqlite::{SIDECARS, consistent_copy, read_lock};
 use crate::{EngineError, Result};
 
@@ -318,7 +319,7 @@ pub fn backup(
         let mut walker = Walker {
             repo,
             index: &index,
-            new_ids: HashSet::new(),
+            new_ids: Sent::default(),
             job_tx: Some(job_tx),
             pool: &pool,
             budget: &budget,
@@ -571,7 +572,7 @@ enum Virtual {
 struct Walker<'a> {
     repo: &'a Repository,
     index: &'a MasterIndex,
-    new_ids: HashSet<Id>,
+    new_ids: Sent,
     job_tx: Option<Sender<Job>>,
     pool: &'a BufPool,
     budget: &'a Budget,
@@ -658,7 +659,7 @@ impl Walker<'_> {
     fn emit(&mut self, data: &[u8], kind: BlobKind) -> Result<Id> {
         let id = Id(self.repo.keys().blob_id(data));
         if !self.new_ids.contains(&id) && !self.index.contains(&id)? {
-            self.new_ids.insert(id);
+            self.new_ids.insert(&id);
             self.summary.new_bytes += data.len() as u64;
             // The budget refuses only once the pipeline has failed; its error is reported.
             if !self.budget.take(data.len(), || self.shared.failed()) {

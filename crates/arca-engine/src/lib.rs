@@ -15,6 +15,7 @@ mod progress;
 mod repo;
 mod restore;
 mod salvage;
+mod sent;
 mod spill;
 mod sqlite;
 

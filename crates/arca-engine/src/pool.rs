@@ -26,12 +26,22 @@ impl BufPool {
         }
     }
 
-    /// An empty buffer that can hold `cap` bytes.
+    /// An empty buffer that can hold `cap` bytes: the smallest idle one that does, else a new
+    /// one of exactly `cap`. (Growing an idle buffer that is too small would copy it, and
+    /// `Vec::reserve` may double it: a 3 MiB buffer asked for 3.5 MiB became 6 MiB, and the
+    /// buffers in flight held up to twice the budget.)
     pub(crate) fn get(&self, cap: usize) -> Vec<u8> {
-        let v = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut v = v.unwrap_or_default();
-        v.reserve(cap);
-        v
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let fit = (0..free.len())
+            .filter(|&i| free[i].capacity() >= cap)
+            .min_by_key(|&i| free[i].capacity());
+        match fit {
+            Some(i) => free.swap_remove(i),
+            None => {
+                drop(free);
+                Vec::with_capacity(cap)
+            }
+        }
     }
 
     /// Gives a buffer back for reuse.
@@ -107,6 +117,28 @@ mod tests {
         pool.put(Vec::with_capacity(2000));
         assert!(pool.get(1).capacity() < 2000);
         assert!(pool.get(10).capacity() >= 10);
+    }
+
+    /// A request gets the smallest idle buffer that holds it, and one larger than every idle
+    /// buffer gets a new buffer of exactly its size, not a doubled one.
+    #[test]
+    fn best_fit_and_exact_sizes() {
+        let pool = BufPool::new(4, 1 << 30);
+        for cap in [4096, 1 << 20, 3 << 20] {
+            pool.put(Vec::with_capacity(cap));
+        }
+        let b = pool.get(5000);
+        assert!(
+            (1 << 20..3 << 20).contains(&b.capacity()),
+            "{}",
+            b.capacity()
+        );
+        let small = pool.get(100);
+        assert!(small.capacity() < 1 << 20, "{}", small.capacity());
+        let big = pool.get((7 << 20) / 2);
+        assert!(big.capacity() >= (7 << 20) / 2 && big.capacity() < 4 << 20);
+        // The 3 MiB buffer is still idle: it did not fit 3.5 MiB and was not grown.
+        assert!(pool.get(3 << 20).capacity() >= 3 << 20);
     }
 
     #[test]
