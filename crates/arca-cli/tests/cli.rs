@@ -50,7 +50,17 @@ impl Env {
         c
     }
     fn json(&self, device: &str, args: &[&str]) -> Value {
-        let out = self.arca(device).arg("--json").args(args).output().unwrap();
+        self.json_with(device, &[], args)
+    }
+    /// [`Env::json`] with more environment variables.
+    fn json_with(&self, device: &str, vars: &[(&str, &str)], args: &[&str]) -> Value {
+        let out = self
+            .arca(device)
+            .envs(vars.iter().copied())
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -476,19 +486,7 @@ fn the_index_on_disk_serves_every_command() {
     let env = Env::new();
     let key = env.enable();
     let with = |device: &str, args: &[&str]| -> Value {
-        let out = env
-            .arca(device)
-            .env("ARCA_INDEX_IN_MEMORY", "2")
-            .arg("--json")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        env.json_with(device, &[("ARCA_INDEX_IN_MEMORY", "2")], args)
     };
     with("devA", &["backup", env.src().to_str().unwrap()]);
     // Found on disk: an unchanged source stores nothing, a new file only itself.
