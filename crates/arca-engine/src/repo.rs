@@ -123,7 +123,7 @@ impl Repository {
     }
 
     /// Where, and past how many blobs, an index this repository loads moves to this device's
-    /// disk (by default: the system's temporary folder, past 64 Ki blobs).
+    /// disk (by default: the system's temporary folder, past 16 Ki blobs).
     pub fn set_index_spill(&mut self, spill: Spill) {
         self.spill = spill;
     }

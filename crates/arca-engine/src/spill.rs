@@ -35,9 +35,11 @@ pub struct Spill {
     pub max_entries: usize,
 }
 
-/// The default limit: 64 Ki blobs, 3.3 MiB; a repository of a few GB of media and a
-/// SQLite database of about 250 MB stays under it.
-pub const DEFAULT_MAX_ENTRIES: usize = 1 << 16;
+/// The default limit: 16 Ki blobs, 0.8 MiB. A SQLite database of 64 MB in 4 KiB pages alone
+/// passes it. Measured: a restore of 2.1 GiB (40 k blobs) took the same CPU time with the index
+/// on disk as in memory, and a no-change backup of 8.3 GiB peaked at 21–22 MiB against
+/// 26–27 MiB with 64 Ki blobs in memory.
+pub const DEFAULT_MAX_ENTRIES: usize = 1 << 14;
 
 impl Default for Spill {
     fn default() -> Self {
