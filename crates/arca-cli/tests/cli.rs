@@ -502,6 +502,18 @@ fn the_index_on_disk_serves_every_command() {
     assert!(check["blobs"].as_u64().unwrap() > 4, "{check}");
     let ls = with("devA", &["ls"]);
     assert!(ls.to_string().contains("new.txt"), "{ls}");
+    // It did go to disk (and without the variable, it stays in memory).
+    for (limit, on_disk) in [("2", true), ("1000000", false)] {
+        let out = env
+            .arca("devA")
+            .env("ARCA_INDEX_IN_MEMORY", limit)
+            .env("ARCA_LOG", "arca_engine=debug")
+            .args(["ls"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(log.contains("it is on disk"), on_disk, "{limit}: {log}");
+    }
     // The scratch files are unnamed: the cache folder holds only the file cache.
     let caches: Vec<PathBuf> = std::fs::read_dir(env.path("devA/cache"))
         .unwrap()
@@ -520,18 +532,12 @@ fn the_index_on_disk_serves_every_command() {
     assert_eq!(tmp, 0, "backup's own scratch folder is left empty");
 
     let target = env.path("restore");
-    let out = env
-        .arca("devB")
+    env.arca("devB")
         .env("ARCA_INDEX_IN_MEMORY", "3")
         .env("ARCA_KEY", &key)
         .args(["restore", "--target", target.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success();
     same_tree(&env.src(), &restored(&target, &env.src()));
 
     for bad in ["lots", "0", "-1"] {

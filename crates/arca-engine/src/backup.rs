@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arca_format::blob::{BlobKind, Sealer};
+use arca_format::blob::{BlobKind, SEAL_ROOM, Sealer};
 use arca_format::chunker::{sqlite_chunk_len, sqlite_page_size};
 use arca_format::id::Id;
 use arca_format::index::{IndexFile, IndexPack};
@@ -97,6 +97,8 @@ pub struct BackupReport {
     pub reused_packs: usize,
 }
 
+/// A chunk on its way to a sealer: `data` is [`SEAL_ROOM`] free bytes, then the plaintext, with
+/// room after it for the tag, so that the sealer seals it where it lies.
 struct Job {
     id: Id,
     kind: BlobKind,
@@ -287,14 +289,14 @@ pub fn backup(
     let workers = opts.workers.max(1);
     let uploads = opts.uploads.max(1);
     let pack_size = repo.config().pack_size as usize;
-    // Chunk bytes between the walker and the packer: room for two of the largest chunks (one
-    // per sealer), and a bound on memory whatever the mix of chunk sizes. Measured on a 2 GiB
-    // chat folder: 8 MiB gave the same speed as 16 MiB and 78 MiB peak RSS instead of 85-88.
-    let in_flight = 2 * repo.cdc().max_size();
-    let budget = Budget::new(in_flight);
-    // Enough idle buffers for every chunk that can be in flight between the walker and the
-    // packer, holding no more than the budget.
-    let pool = BufPool::new(workers * 4 + 4, in_flight);
+    // Chunk bytes between the walker and the packer, each chunk in one buffer that it is sealed
+    // in: one and a half of the largest chunk (6 MiB), and a bound on memory whatever the mix
+    // of chunk sizes. With the idle buffers capped at one largest chunk, a day-0 backup of the
+    // 2 GiB chat folder took 3.6-4.3 s at 43-50 MiB against 4.0-4.5 s at 50-52 MiB with 8 MiB
+    // of each (BENCHMARKS.md, session 6): less memory touched, fewer page faults.
+    let max_chunk = repo.cdc().max_size();
+    let budget = Budget::new(max_chunk + max_chunk / 2);
+    let pool = BufPool::new(workers * 4 + 4, max_chunk);
 
     let (root, walker) = std::thread::scope(|s| {
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
@@ -303,9 +305,9 @@ pub fn backup(
         let (done_tx, done_rx) = unbounded::<IndexPack>();
 
         for _ in 0..workers {
-            let (rx, tx, shared, pool) = (job_rx.clone(), sealed_tx.clone(), &shared, &pool);
+            let (rx, tx, shared) = (job_rx.clone(), sealed_tx.clone(), &shared);
             let level = opts.compression_level;
-            s.spawn(move || seal_worker(repo, level, rx, tx, shared, pool));
+            s.spawn(move || seal_worker(repo, level, rx, tx, shared));
         }
         drop((job_rx, sealed_tx));
         s.spawn(|| packer(repo, pack_size, sealed_rx, pack_tx, &shared, &pool, &budget));
@@ -390,17 +392,15 @@ fn seal_worker(
     rx: Receiver<Job>,
     tx: Sender<SealedBlob>,
     shared: &Shared,
-    pool: &BufPool,
 ) {
     let mut sealer = Sealer::new(level);
     for job in rx {
         if shared.failed() {
             continue;
         }
-        let mut bytes = pool.get(job.data.len() + 64);
-        sealer.seal_into(repo.keys(), job.kind, &job.id, &job.data, &mut bytes);
-        let raw_len = job.data.len() as u32;
-        pool.put(job.data);
+        let raw_len = (job.data.len() - SEAL_ROOM) as u32;
+        let mut bytes = job.data;
+        sealer.seal_in_place(repo.keys(), job.kind, &job.id, &mut bytes);
         let sealed = SealedBlob {
             id: job.id,
             kind: job.kind,
@@ -563,6 +563,9 @@ fn indexer(repo: &Repository, rx: Receiver<IndexPack>, shared: &Shared) -> Resul
     Ok(())
 }
 
+/// Bytes the content-defined cutter's read buffer holds beyond the largest chunk.
+const READ_AHEAD: usize = 1 << 20;
+
 /// A directory of the snapshot root that stands for a path's ancestors.
 enum Virtual {
     Node(Node),
@@ -659,13 +662,14 @@ impl Walker<'_> {
     fn emit(&mut self, data: &[u8], kind: BlobKind) -> Result<Id> {
         let id = Id(self.repo.keys().blob_id(data));
         if !self.new_ids.contains(&id) && !self.index.contains(&id)? {
-            self.new_ids.insert(&id);
+            self.new_ids.add(&id);
             self.summary.new_bytes += data.len() as u64;
             // The budget refuses only once the pipeline has failed; its error is reported.
             if !self.budget.take(data.len(), || self.shared.failed()) {
                 return Err(stopped());
             }
-            let mut buf = self.pool.get(data.len());
+            let mut buf = self.pool.get(SEAL_ROOM + data.len() + arca_crypto::TAG_LEN);
+            buf.resize(SEAL_ROOM, 0);
             buf.extend_from_slice(data);
             let job = Job {
                 id,
@@ -1055,15 +1059,21 @@ impl Walker<'_> {
     }
 
     /// Cuts with the keyed content-defined chunker.
+    ///
+    /// The buffer holds the largest chunk and 1 MiB more. A cut found inside the bytes at hand
+    /// is where the cutter would cut with more bytes after them (it looks no further than the
+    /// first boundary), so the buffer is refilled only when the cutter reaches the end of what
+    /// it holds: that partial chunk is moved to the front and cut again once more is read.
     fn read_cdc(&mut self, file: &mut File) -> std::io::Result<(u64, FileChunks)> {
         let max = self.repo.cdc().max_size();
         let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(2 * max, 0);
+        buf.resize(max + READ_AHEAD, 0);
         let (mut start, mut end, mut eof) = (0usize, 0usize, false);
         let mut chunks = ChunksBuilder::default();
         let mut total = 0u64;
+        let mut refill = true;
         let result = loop {
-            if !eof && end - start < max {
+            if refill && !eof {
                 if start > 0 {
                     buf.copy_within(start..end, 0);
                     end -= start;
@@ -1091,6 +1101,11 @@ impl Walker<'_> {
                     .map_err(|_| Self::pipeline_error());
             }
             let n = self.repo.cdc().cut(&buf[start..end]);
+            // Ran out of bytes before a boundary or the largest size: read more, cut again.
+            refill = n == end - start && n < max;
+            if refill && !eof {
+                continue;
+            }
             let piece = &buf[start..start + n];
             if self.push_chunk(&mut chunks, piece).is_err() {
                 break Err(Self::pipeline_error());
@@ -1234,5 +1249,53 @@ mod tests {
         packs.sort();
         packs.dedup();
         assert_eq!(packs.len(), 23);
+    }
+
+    /// The walker reads a file through a buffer of the largest chunk and 1 MiB, refilling only
+    /// when the cutter runs out of bytes; it must cut exactly where the cutter cuts the whole
+    /// file in memory, or new backups would stop sharing chunks with old ones. The file mixes
+    /// random bytes (cuts of every length) with long runs of one byte (no boundary: cuts at
+    /// the largest size, some of them across a refill).
+    #[test]
+    fn the_read_buffer_cuts_where_the_whole_file_is_cut() {
+        let storage = Storage::open("memory://").unwrap();
+        let repo = Repository::init(storage, &BackupKey::generate()).unwrap();
+        let max = repo.cdc().max_size();
+        let mut data = Vec::new();
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for (random, same) in [(7 << 20, 9 << 20), (3 << 20, max + 17), (5 << 20, 0)] {
+            data.extend((0..random).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            }));
+            data.extend(std::iter::repeat_n((x & 0xff) as u8, same));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), &data).unwrap();
+        let mut want = std::collections::BTreeSet::new();
+        let mut at = 0;
+        while at < data.len() {
+            let n = repo.cdc().cut(&data[at..]);
+            want.insert(Id(repo.keys().blob_id(&data[at..at + n])));
+            at += n;
+        }
+        assert!(want.len() > 12, "{} chunks", want.len());
+
+        let opts = BackupOptions::new(vec![dir.path().to_path_buf()]);
+        backup(&repo, &opts, &Counters::default()).unwrap();
+        let mut got = std::collections::BTreeSet::new();
+        for (id, _) in repo.list_ids(crate::repo::INDEX).unwrap() {
+            for p in repo.load_index_file(&id).unwrap().packs {
+                got.extend(
+                    p.blobs
+                        .iter()
+                        .filter(|b| b.kind == BlobKind::Data)
+                        .map(|b| b.id),
+                );
+            }
+        }
+        assert_eq!(got, want);
     }
 }

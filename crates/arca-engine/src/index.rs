@@ -209,17 +209,16 @@ impl BulkLoad {
     }
 
     pub fn finish(mut self) -> Result<MasterIndex> {
-        if self.runs.is_none() {
-            self.sort_buf();
+        self.sort_buf();
+        let Some(mut runs) = self.runs.take() else {
             self.buf.shrink_to_fit();
             self.index.sorted = Sorted::Memory(self.buf);
             return Ok(self.index);
-        }
+        };
         if !self.buf.is_empty() {
-            self.spill_run()?;
+            runs.push(&self.buf)?;
         }
-        self.buf = Vec::new();
-        let runs = self.runs.take().expect("checked above");
+        drop(std::mem::take(&mut self.buf));
         let disk = runs.merge()?;
         tracing::debug!("the index has {} blobs; it is on disk", disk.len());
         self.index.sorted = Sorted::Disk(disk);

@@ -7,14 +7,16 @@
 //! two different blobs share those bits with probability about n² / 2^129 (1e-21 for a billion
 //! blobs), and one who lacks the key cannot make them collide. Were it to happen, the second blob
 //! would not be stored and the restore and `check` would report it missing; no wrong byte would
-//! be restored. The newest ids sit in a small hash set; every 16 Ki they are merged into one
-//! sorted vector, 16 bytes per id with no spare room.
+//! be restored. The newest ids sit in a small hash set, merged into one sorted vector (16 bytes
+//! per id) once they number 16 Ki or an eighth of the vector, whichever is more: each merge
+//! copies the vector, so merges grow apart as it grows and a run copies each id about nine
+//! times in all, not once per 16 Ki ids sent.
 
 use std::collections::HashSet;
 
 use arca_format::id::Id;
 
-/// Ids held in the hash set before they are merged into the sorted vector.
+/// Ids held in the hash set before they are merged into the sorted vector, at the least.
 const RECENT_MAX: usize = 1 << 14;
 
 #[derive(Debug, Default)]
@@ -34,33 +36,43 @@ impl Sent {
         self.recent.contains(&k) || self.sorted.binary_search(&k).is_ok()
     }
 
-    /// Records `id`; returns false if it was already recorded.
-    pub fn insert(&mut self, id: &Id) -> bool {
-        let k = key(id);
-        if self.sorted.binary_search(&k).is_ok() || !self.recent.insert(k) {
-            return false;
-        }
-        if self.recent.len() >= RECENT_MAX {
+    /// Records `id`, which the caller has just found not [`Sent::contains`].
+    pub fn add(&mut self, id: &Id) {
+        self.recent.insert(key(id));
+        if self.recent.len() >= RECENT_MAX.max(self.sorted.len() / 8) {
             self.merge();
         }
+    }
+
+    /// Records `id`; returns false if it was already recorded.
+    #[cfg(test)]
+    pub fn insert(&mut self, id: &Id) -> bool {
+        if self.contains(id) {
+            return false;
+        }
+        self.add(id);
         true
     }
 
+    /// Merges the hash set into the vector in place, from the back: the vector grows by exactly
+    /// the new ids, and no second copy of it is made.
     fn merge(&mut self) {
         let mut recent: Vec<u128> = self.recent.drain().collect();
         recent.sort_unstable();
-        let mut out = Vec::with_capacity(self.sorted.len() + recent.len());
-        let (mut a, mut b) = (self.sorted.iter().peekable(), recent.iter().peekable());
-        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
-            if x < y {
-                out.push(*a.next().expect("peeked"));
+        let old = self.sorted.len();
+        self.sorted.reserve_exact(recent.len());
+        self.sorted.resize(old + recent.len(), 0);
+        let (mut i, mut k) = (old, self.sorted.len());
+        while let Some(&r) = recent.last() {
+            k -= 1;
+            if i > 0 && self.sorted[i - 1] > r {
+                i -= 1;
+                self.sorted[k] = self.sorted[i];
             } else {
-                out.push(*b.next().expect("peeked"));
+                self.sorted[k] = r;
+                recent.pop();
             }
         }
-        out.extend(a);
-        out.extend(b);
-        self.sorted = out;
     }
 
     #[cfg(test)]
@@ -100,5 +112,33 @@ mod tests {
         for i in n..n + 5000 {
             assert!(!s.contains(&id(i)), "{i} was never inserted");
         }
+    }
+
+    /// Past 128 Ki ids, merges wait for an eighth of the vector; the in-place merge keeps the
+    /// vector sorted and every id findable, and the vector holds no spare room.
+    #[test]
+    fn merges_grow_apart_and_keep_every_id() {
+        let mut s = Sent::default();
+        let n = 400_000u32;
+        let cheap = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+            Id(b)
+        };
+        let mut merges = 0;
+        for i in 0..n {
+            let before = s.sorted.len();
+            assert!(!s.contains(&cheap(i)));
+            s.add(&cheap(i));
+            merges += usize::from(s.sorted.len() != before);
+        }
+        assert!(s.sorted.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(s.sorted.capacity(), s.sorted.len());
+        // 16 Ki at a time would be 24 merges; growing apart, fewer.
+        assert!(merges < 20, "{merges} merges");
+        for i in (0..n).step_by(97) {
+            assert!(s.contains(&cheap(i)), "{i}");
+        }
+        assert!(!s.contains(&cheap(n)));
     }
 }

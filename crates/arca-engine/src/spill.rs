@@ -88,7 +88,8 @@ fn decode(b: &[u8]) -> (Id, Location) {
 fn scratch_error(dir: &Path, e: std::io::Error) -> EngineError {
     EngineError::Invalid(format!(
         "arca's scratch file for the repository index in {} failed: {e}. It holds the index \
-         of a large repository while arca runs; free some space there and try again",
+         of a large repository while arca runs; free some space there and try again, or raise \
+         ARCA_INDEX_IN_MEMORY (blobs) to keep the index in memory",
         dir.display()
     ))
 }
@@ -102,7 +103,7 @@ fn scratch_file(dir: &Path) -> Result<(File, PathBuf)> {
         return Ok((f, dir.to_path_buf()));
     }
     let tmp = std::env::temp_dir();
-    let f = tempfile::tempfile_in(&tmp).map_err(|e| scratch_error(dir, e))?;
+    let f = tempfile::tempfile_in(&tmp).map_err(|e| scratch_error(&tmp, e))?;
     tracing::warn!(
         "cannot make a scratch file in {}; the index goes to {}",
         dir.display(),
@@ -163,11 +164,16 @@ impl Runs {
                 pos: 0,
             })
             .collect();
+        // The heap orders each run's next entry by id, then pack, then run; `heads` holds
+        // where that entry's blob is.
         let mut heap = BinaryHeap::new();
+        let mut heads = Vec::with_capacity(readers.len());
         for (i, r) in readers.iter_mut().enumerate() {
-            if let Some((id, l)) = r.next(&file, &dir)? {
-                heap.push(Reverse((id, l.pack, i, Wrapped(l))));
+            let head = r.next(&file, &dir)?;
+            if let Some((id, l)) = head {
+                heap.push(Reverse((id, l.pack, i)));
             }
+            heads.push(head.map(|(_, l)| l));
         }
         let (out, _) = scratch_file(&dir)?;
         let mut pages = PageWriter {
@@ -178,36 +184,19 @@ impl Runs {
             len: 0,
         };
         let mut last: Option<Id> = None;
-        while let Some(Reverse((id, _, i, Wrapped(l)))) = heap.pop() {
+        while let Some(Reverse((id, _, i))) = heap.pop() {
+            let l = heads[i].expect("a run in the heap has a head");
             if last != Some(id) {
                 pages.push(&id, &l).map_err(|e| scratch_error(&dir, e))?;
                 last = Some(id);
             }
-            if let Some((id, l)) = readers[i].next(&file, &dir)? {
-                heap.push(Reverse((id, l.pack, i, Wrapped(l))));
+            let next = readers[i].next(&file, &dir)?;
+            if let Some((id, l)) = next {
+                heap.push(Reverse((id, l.pack, i)));
             }
+            heads[i] = next.map(|(_, l)| l);
         }
         pages.finish(dir)
-    }
-}
-
-/// A Location that takes no part in the heap's order (the order is id, then pack, then run).
-struct Wrapped(Location);
-
-impl PartialEq for Wrapped {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for Wrapped {}
-impl PartialOrd for Wrapped {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Wrapped {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
     }
 }
 

@@ -41,6 +41,10 @@ fn key(keys: &DerivedKeys, kind: BlobKind) -> &AeadKey {
     }
 }
 
+/// Bytes left free before a plaintext that [`Sealer::seal_in_place`] seals: the nonce's and the
+/// compression flag's room.
+pub const SEAL_ROOM: usize = arca_crypto::NONCE_LEN + 1;
+
 /// Reusable compression state for one worker thread.
 pub struct Sealer {
     zstd: zstd::bulk::Compressor<'static>,
@@ -113,6 +117,33 @@ impl Sealer {
             None => key.seal_parts_into(&aad, &[&[STORED], plaintext], out),
         }
         out.len() - start
+    }
+
+    /// Seals the plaintext `buf[SEAL_ROOM..]` as [`Sealer::seal_into`] would, in `buf` itself:
+    /// `buf` becomes the sealed blob. A blob stored as it is (media, which does not compress) is
+    /// encrypted where it lies, with no copy; a compressed one is copied over its plaintext,
+    /// which it is shorter than. So a chunk in the backup pipeline needs one buffer, not two.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`SEAL_ROOM`].
+    pub fn seal_in_place(
+        &mut self,
+        keys: &DerivedKeys,
+        kind: BlobKind,
+        id: &Id,
+        buf: &mut Vec<u8>,
+    ) {
+        assert!(buf.len() >= SEAL_ROOM, "no room before the plaintext");
+        let flag = match self.compressed(&buf[SEAL_ROOM..]) {
+            Some(c) => {
+                buf.truncate(SEAL_ROOM);
+                buf.extend_from_slice(c);
+                ZSTD
+            }
+            None => STORED,
+        };
+        buf[SEAL_ROOM - 1] = flag;
+        key(keys, kind).seal_in_place(&aad(kind, id), buf);
     }
 }
 
@@ -386,6 +417,33 @@ mod tests {
             let at = flip as usize % bad.len();
             bad[at] ^= 1;
             prop_assert!(open_blob_in_place(&k, BlobKind::Data, &id, &mut bad, data.len()).is_err());
+        }
+
+        /// Sealing in place makes what `seal_into` makes (same length and compression flag,
+        /// opening to the same plaintext), whether the data compresses (a small alphabet,
+        /// repeated) or not (bytes of any value, or too short).
+        #[test]
+        fn sealing_in_place_matches_seal_into(
+            data in proptest::collection::vec(any::<u8>(), 0..3000),
+            small in any::<bool>(),
+            rep in 1usize..30,
+        ) {
+            let data: Vec<u8> = if small { data.iter().map(|b| b % 4).collect() } else { data };
+            let data = data.repeat(rep);
+            let k = keys();
+            let mut s = Sealer::default();
+            for kind in [BlobKind::Data, BlobKind::Tree] {
+                let id = Id(k.blob_id(&data));
+                let mut copied = Vec::new();
+                s.seal_into(&k, kind, &id, &data, &mut copied);
+                let mut in_place = vec![0xEE; SEAL_ROOM];
+                in_place.extend_from_slice(&data);
+                s.seal_in_place(&k, kind, &id, &mut in_place);
+                prop_assert_eq!(in_place.len(), copied.len());
+                prop_assert_eq!(open_blob(&k, kind, &id, &in_place, data.len()).unwrap(), data.clone());
+                let other = if kind == BlobKind::Data { BlobKind::Tree } else { BlobKind::Data };
+                prop_assert!(open_blob(&k, other, &id, &in_place, data.len()).is_err());
+            }
         }
 
         #[test]
