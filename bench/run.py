@@ -141,6 +141,7 @@ def read_corpus(corpus, log_to=None):
 def corpus_generate(corpus, scale, seed):
     p = run([sys.executable, CORPUS_PY, "generate", "--out", corpus, "--scale", str(scale),
              "--seed", str(seed), "--force"])
+    _deleted_at[0] = time.monotonic()  # --force deleted the previous corpus
     return json.loads(p.stdout)
 
 
@@ -257,7 +258,7 @@ class Tool:
         return e
 
     def fresh(self):
-        shutil.rmtree(self.base, ignore_errors=True)
+        forget(self.base)
         self.home.mkdir(parents=True)
 
     def version(self):
@@ -535,11 +536,39 @@ def phase(tool, corpus, name, label, work, results, rnd):
     return m
 
 
-def restore_phase(tool, corpus, work, results, rnd, verify=True):
-    target = work / f"restore-{slug(tool.key)}"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
+# ext4's inode allocator passes over inodes freed in the last 60 s (300 s while their inode
+# table block is dirty), reading the inode table block of each: a restore right after another
+# tool's restore was deleted spent about half its CPU time there (perf, session 6), the same
+# few seconds for every tool. A user restores onto a new device, not into a folder just
+# emptied, so restores wait until the last bulk delete is that old, after a `sync`.
+RECENTLY_DELETED_S = 65
+_deleted_at = [float("-inf")]
+
+
+def forget(path):
+    """Deletes a tree the harness made (a repository, a restore, a corpus), noting when."""
+    if Path(path).exists():
+        shutil.rmtree(path, ignore_errors=True)
+        _deleted_at[0] = time.monotonic()
+
+
+def settle():
+    """Waits until the last bulk delete is older than ext4's recently-deleted window."""
     sync()
+    wait = _deleted_at[0] + RECENTLY_DELETED_S - time.monotonic()
+    if wait > 0:
+        log(f"  (waiting {wait:.0f} s: inodes deleted less than {RECENTLY_DELETED_S} s ago "
+            "slow ext4's inode allocation)")
+        time.sleep(wait)
+
+
+def restore_phase(tool, corpus, work, results, rnd, verify=True, keep=False):
+    """Measures a full restore into a new folder. With `keep`, the restored tree is left for
+    the caller to delete (with `forget`) once no other restore of the round is to come."""
+    target = work / f"restore-{slug(tool.key)}"
+    forget(target)
+    target.mkdir(parents=True)
+    settle()
     cmd, cwd = tool.restore_cmd(target)
     m = measure(cmd, env=tool.env(), cwd=cwd or None,
                 log_to=work / "logs" / f"r{rnd}-{slug(tool.key)}-restore")
@@ -556,7 +585,8 @@ def restore_phase(tool, corpus, work, results, rnd, verify=True):
     results["runs"].append(m)
     log(f"  {tool.key:<14} restore   {m['wall']:7.2f} s wall {m['cpu']:7.2f} s cpu "
         f"{m['rss_mib']:7.1f} MiB rss  verified={m.get('verified')}")
-    shutil.rmtree(target, ignore_errors=True)
+    if not keep:
+        forget(target)
     return m
 
 
@@ -591,10 +621,12 @@ def rounds(tools, args, work, results, with_nochange=True, floors=False):
         results["day1"] = corpus_day(corpus, 1)
         for tool in order:
             phase(tool, corpus, "day1", "day1", work, results, rnd)
-            restore_phase(tool, corpus, work, results, rnd)
+            # Kept until every tool has restored: see RECENTLY_DELETED_S.
+            restore_phase(tool, corpus, work, results, rnd, keep=True)
             save(results, args.out)
         for tool in order:
-            shutil.rmtree(tool.base, ignore_errors=True)
+            forget(work / f"restore-{slug(tool.key)}")
+            forget(tool.base)
         if floors:
             log("floor: read, cut, hash and seal with arca's primitives; write")
             results.setdefault("floor", {"runs": []})["runs"] += floor(corpus, args)["runs"]
