@@ -74,6 +74,7 @@ def tree_bytes(path):
 
 
 GNU_TIME = "/usr/bin/time"
+WAIT4_RSS = "wait4 (includes the harness's own size)"
 
 
 def measure(cmd, env=None, cwd=None, log_to=None):
@@ -100,7 +101,7 @@ def measure(cmd, env=None, cwd=None, log_to=None):
     if log_to:
         out.close()
         err.close()
-    rss_kib, rss_from = ru.ru_maxrss, "wait4 (includes the harness's own size)"
+    rss_kib, rss_from = ru.ru_maxrss, WAIT4_RSS
     if rss_file:
         # GNU time writes "Command exited with non-zero status N" before the figure on failure.
         lines = Path(rss_file).read_text().split()
@@ -895,8 +896,8 @@ def report(results):
             f"Command: `{results['command']}`  ",
             f"Started {results['started']}; machine: {json.dumps(results['machine'])}  ",
             "Versions: " + "; ".join(f"{k}: {v}" for k, v in results.get("versions", {}).items()),
-            "Peak RSS from: " + ", ".join(sorted({r.get("rss_from", "wait4 (includes the harness's "
-                                                   "own size)") for r in results.get("runs", [])})),
+            "Peak RSS from: " + ", ".join(
+                sorted({r.get("rss_from", WAIT4_RSS) for r in results.get("runs", [])})),
             ""]
     body = {"peers": peers_report, "chunks": chunks_report, "scaling": scaling_report}[
         results["kind"]](results)

@@ -45,20 +45,14 @@ impl AeadKey {
     /// Appends `nonce || ciphertext || tag` of the concatenation of `parts` to `out`, copying
     /// each part once (straight into `out`, where it is encrypted in place).
     pub fn seal_parts_into(&self, aad: &[u8], parts: &[&[u8]], out: &mut Vec<u8>) {
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        let at = out.len();
         out.reserve(len + OVERHEAD);
-        out.extend_from_slice(&nonce);
-        let start = out.len();
+        out.resize(at + NONCE_LEN, 0);
         for p in parts {
             out.extend_from_slice(p);
         }
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[start..])
-            .expect("XChaCha20-Poly1305 accepts messages of any size this program makes");
-        out.extend_from_slice(&tag);
+        self.seal_from(aad, out, at);
     }
 
     /// Seals `buf[NONCE_LEN..]` where it lies: writes a fresh nonce over `buf[..NONCE_LEN]`,
@@ -68,13 +62,18 @@ impl AeadKey {
     /// # Panics
     /// If `buf` is shorter than `NONCE_LEN` (a caller that did not reserve the nonce's room).
     pub fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) {
-        assert!(buf.len() >= NONCE_LEN, "no room for the nonce");
+        self.seal_from(aad, buf, 0);
+    }
+
+    /// Seals `buf[at + NONCE_LEN..]` in place, its nonce at `buf[at..]`, and appends the tag.
+    fn seal_from(&self, aad: &[u8], buf: &mut Vec<u8>, at: usize) {
+        assert!(buf.len() >= at + NONCE_LEN, "no room for the nonce");
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
-        buf[..NONCE_LEN].copy_from_slice(&nonce);
+        buf[at..at + NONCE_LEN].copy_from_slice(&nonce);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut buf[NONCE_LEN..])
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut buf[at + NONCE_LEN..])
             .expect("XChaCha20-Poly1305 accepts messages of any size this program makes");
         buf.extend_from_slice(&tag);
     }
