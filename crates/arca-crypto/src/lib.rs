@@ -1,8 +1,9 @@
 //! Keys and primitives of arca: the backup key K, the keys derived from it, the AEAD that seals
 //! every stored object, and the 64-digit form in which a person sees K.
 //!
-//! Nothing here invents a primitive: HKDF-SHA256 (`hkdf`), XChaCha20-Poly1305
-//! (`chacha20poly1305`) and keyed BLAKE3 (`blake3`) do the work. Every key type zeroizes on drop.
+//! Nothing here invents a primitive: HKDF-SHA256 (`hkdf`), XChaCha20-Poly1305 (HChaCha20 from
+//! `chacha20`, ChaCha20-Poly1305 from `ring`; see `aead.rs`) and keyed BLAKE3 (`blake3`) do the
+//! work. Every key type zeroizes on drop.
 
 mod aead;
 mod digits;

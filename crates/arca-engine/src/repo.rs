@@ -7,7 +7,7 @@ use arca_format::chunker::ChunkerParams;
 use arca_format::config::{ConfigError, DEFAULT_PACK_SIZE, RepoConfig};
 use arca_format::id::Id;
 use arca_format::index::IndexFile;
-use arca_format::object::{ObjectKind, open_object, seal_object};
+use arca_format::object::{ObjectKind, open_object_owned, seal_object};
 use arca_format::snapshot::Snapshot;
 use arca_format::tree::Tree;
 use arca_storage::Storage;
@@ -190,7 +190,7 @@ impl Repository {
         let path = format!("{SNAPSHOTS}/{}", id.to_hex());
         reread_on_damage(|| {
             let bytes = self.read_named(&path, id)?;
-            open_object(&self.keys, ObjectKind::Snapshot, &bytes)
+            open_object_owned(&self.keys, ObjectKind::Snapshot, bytes)
                 .map_err(|e| EngineError::damaged(format!("snapshot {}", id.short()), e))
         })
     }
@@ -289,7 +289,7 @@ impl Repository {
         let path = format!("{INDEX}/{}", id.to_hex());
         reread_on_damage(|| {
             let bytes = self.read_named(&path, id)?;
-            open_object(&self.keys, ObjectKind::Index, &bytes)
+            open_object_owned(&self.keys, ObjectKind::Index, bytes)
                 .map_err(|e| EngineError::damaged(&path, e))
         })
     }
