@@ -110,15 +110,19 @@ impl AeadKey {
 
     /// Opens `nonce || ciphertext || tag`.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut buf = sealed.to_vec();
-        let len = self.open_in_place(aad, &mut buf)?.len();
-        buf.copy_within(NONCE_LEN..NONCE_LEN + len, 0);
-        buf.truncate(len);
+        if sealed.len() < OVERHEAD {
+            return Err(CryptoError::TooShort(sealed.len()));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let mut buf = ct.to_vec();
+        self.open_detached(aad, nonce, &mut buf, tag)?;
         Ok(buf)
     }
 
     /// Opens `nonce || ciphertext || tag` where it lies, and returns the plaintext: the
-    /// ciphertext's place in `sealed`, decrypted. Nothing is decrypted unless the tag verifies.
+    /// ciphertext's place in `sealed`, decrypted. On a wrong tag that place is zeroed: no
+    /// unauthenticated plaintext is returned or left behind.
     pub fn open_in_place<'a>(
         &self,
         aad: &[u8],
@@ -129,9 +133,23 @@ impl AeadKey {
         }
         let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
         let (ct, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-        let tag: [u8; TAG_LEN] = (&*tag).try_into().expect("TAG_LEN bytes");
+        self.open_detached(aad, nonce, ct, tag)?;
+        Ok(ct)
+    }
+
+    /// Decrypts `ct` in place and checks `tag`. `ring` decrypts while it authenticates and
+    /// zeroes `ct` when the tag is wrong.
+    fn open_detached(
+        &self,
+        aad: &[u8],
+        nonce: &[u8],
+        ct: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), CryptoError> {
+        let tag: [u8; TAG_LEN] = tag.try_into().expect("TAG_LEN bytes");
         let (key, short) = self.message_key(nonce);
         key.open_in_place_separate_tag(short, Aad::from(aad), Tag::from(tag), ct, 0..)
+            .map(|_| ())
             .map_err(|_| CryptoError::Authentication)
     }
 }
@@ -208,6 +226,23 @@ mod tests {
             by_reference.extend_from_slice(&theirs);
             proptest::prop_assert_eq!(open(&ours, &aad, &by_reference).unwrap(), text);
         }
+    }
+
+    #[test]
+    fn a_failed_open_in_place_leaves_no_plaintext() {
+        let k = key(7);
+        let mut sealed = seal(&k, b"ad", b"secret text");
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert_eq!(
+            k.open_in_place(b"ad", &mut sealed),
+            Err(CryptoError::Authentication)
+        );
+        assert!(
+            sealed[NONCE_LEN..last - TAG_LEN + 1]
+                .iter()
+                .all(|&b| b == 0)
+        );
     }
 
     #[test]

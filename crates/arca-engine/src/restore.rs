@@ -56,8 +56,6 @@ struct FileJob {
     node: Node,
     size: u64,
     chunks: FileChunks,
-    /// Its folder was made by this restore: there is no earlier copy to look for.
-    fresh: bool,
 }
 
 /// Largest merged read.
@@ -112,11 +110,7 @@ pub fn restore(
         report: RestoreReport::default(),
         root_user: is_root(),
     };
-    // A target with nothing in it holds no earlier copy of any file.
-    let empty = std::fs::read_dir(&opts.target)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    plan.walk(root, &opts.target, empty, &mut Vec::new())?;
+    plan.walk(root, &opts.target, &mut Vec::new())?;
     if !opts.includes.is_empty()
         && plan.files.is_empty()
         && plan.dirs.is_empty()
@@ -208,7 +202,11 @@ pub fn restore(
         .extend(warnings.into_inner().unwrap_or_else(|p| p.into_inner()));
     // Directory times and modes last, deepest first, since writing inside changes them.
     for (path, node) in plan.dirs.iter().rev() {
-        set_meta(path, node, plan.root_user, false, &mut plan.report.warnings);
+        let of = MetaOf::Path {
+            path,
+            symlink: false,
+        };
+        set_meta(of, node, plan.root_user, &mut plan.report.warnings);
     }
     Ok(plan.report)
 }
@@ -224,8 +222,7 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    /// `fresh`: `dir` was made by this restore, so no file in it can be there already.
-    fn walk(&mut self, tree: &Id, dir: &Path, fresh: bool, inner: &mut Vec<Vec<u8>>) -> Result<()> {
+    fn walk(&mut self, tree: &Id, dir: &Path, inner: &mut Vec<Vec<u8>>) -> Result<()> {
         let tree = self.repo.read_tree(self.index, tree)?;
         for node in tree.nodes {
             inner.push(node.name.clone());
@@ -234,23 +231,20 @@ impl Plan<'_> {
             match (&node.content, want) {
                 (_, Want::No) => {}
                 (Content::Dir { tree }, w) => {
-                    let made = match std::fs::create_dir(&path) {
-                        Ok(()) => true,
+                    match std::fs::create_dir(&path) {
+                        Ok(()) => {}
                         Err(e)
-                            if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() =>
-                        {
-                            false
-                        }
+                            if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
                         Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
                             self.report.warnings.push(too_long(&path, &e));
                             inner.pop();
                             continue;
                         }
                         Err(e) => return Err(EngineError::io(&path, e)),
-                    };
+                    }
                     self.report.dirs += 1;
                     let tree = *tree;
-                    self.walk(&tree, &path, made, inner)?;
+                    self.walk(&tree, &path, inner)?;
                     if matches!(w, Want::All) {
                         self.dirs.push((path, node));
                     }
@@ -266,17 +260,18 @@ impl Plan<'_> {
                         node,
                         size,
                         chunks,
-                        fresh,
                     });
                 }
                 (Content::Symlink { target }, Want::All) => {
                     let _ = std::fs::remove_file(&path);
                     match std::os::unix::fs::symlink(OsStr::from_bytes(target), &path) {
                         Ok(()) => set_meta(
-                            &path,
+                            MetaOf::Path {
+                                path: &path,
+                                symlink: true,
+                            },
                             &node,
                             self.root_user,
-                            true,
                             &mut self.report.warnings,
                         ),
                         Err(e) => self
@@ -300,10 +295,12 @@ impl Plan<'_> {
                     let _ = std::fs::remove_file(&path);
                     match mknod(&path, kind | (node.mode & 0o7777), rdev) {
                         Ok(()) => set_meta(
-                            &path,
+                            MetaOf::Path {
+                                path: &path,
+                                symlink: false,
+                            },
                             &node,
                             self.root_user,
-                            false,
                             &mut self.report.warnings,
                         ),
                         Err(e) => self.report.warnings.push(format!(
@@ -332,48 +329,50 @@ fn mknod(path: &Path, mode: u32, rdev: u64) -> std::io::Result<()> {
     }
 }
 
-fn set_meta(path: &Path, node: &Node, root_user: bool, symlink: bool, warnings: &mut Vec<String>) {
+/// What `set_meta` sets the owner, mode and times of.
+#[derive(Clone, Copy)]
+enum MetaOf<'a> {
+    /// A name, looked up for each (a symlink's own times; a symlink has no mode of its own).
+    Path { path: &'a Path, symlink: bool },
+    /// A file still open: no lookup at all. `path` is the name the warnings give.
+    File { file: &'a File, path: &'a Path },
+}
+
+fn set_meta(of: MetaOf<'_>, node: &Node, root_user: bool, warnings: &mut Vec<String>) {
+    let (path, symlink) = match of {
+        MetaOf::Path { path, symlink } => (path, symlink),
+        MetaOf::File { path, .. } => (path, false),
+    };
+    // The owner first: a change of owner clears the set-user-ID and set-group-ID bits.
     if root_user {
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+        let (uid, gid) = (Some(node.uid), Some(node.gid));
+        let set = match of {
+            MetaOf::Path { path, .. } => std::os::unix::fs::lchown(path, uid, gid),
+            MetaOf::File { file, .. } => std::os::unix::fs::fchown(file, uid, gid),
+        };
+        if let Err(e) = set {
             warnings.push(format!(
                 "could not set the owner of {}: {e}",
                 path.display()
             ));
         }
     }
-    if !symlink
-        && let Err(e) =
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))
-    {
-        warnings.push(format!("could not set the mode of {}: {e}", path.display()));
+    if !symlink {
+        let mode = std::fs::Permissions::from_mode(node.mode & 0o7777);
+        let set = match of {
+            MetaOf::Path { path, .. } => std::fs::set_permissions(path, mode),
+            MetaOf::File { file, .. } => file.set_permissions(mode),
+        };
+        if let Err(e) = set {
+            warnings.push(format!("could not set the mode of {}: {e}", path.display()));
+        }
     }
     let t = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
-    if let Err(e) = filetime::set_symlink_file_times(path, t, t) {
-        warnings.push(format!("could not set the time of {}: {e}", path.display()));
-    }
-}
-
-/// `set_meta` through a file still open: no path is looked up again (three lookups per file,
-/// a tenth of a restore of many small files). `path` is the name the warnings give.
-fn set_file_meta(
-    file: &File,
-    path: &Path,
-    node: &Node,
-    root_user: bool,
-    warnings: &mut Vec<String>,
-) {
-    // The owner first: a change of owner clears the set-user-ID and set-group-ID bits.
-    if root_user && let Err(e) = std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid)) {
-        warnings.push(format!(
-            "could not set the owner of {}: {e}",
-            path.display()
-        ));
-    }
-    if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(node.mode & 0o7777)) {
-        warnings.push(format!("could not set the mode of {}: {e}", path.display()));
-    }
-    let t = filetime::FileTime::from_unix_time(node.mtime, node.mtime_nsec);
-    if let Err(e) = filetime::set_file_handle_times(file, Some(t), Some(t)) {
+    let set = match of {
+        MetaOf::Path { path, .. } => filetime::set_symlink_file_times(path, t, t),
+        MetaOf::File { file, .. } => filetime::set_file_handle_times(file, Some(t), Some(t)),
+    };
+    if let Err(e) = set {
         warnings.push(format!("could not set the time of {}: {e}", path.display()));
     }
 }
@@ -534,10 +533,14 @@ fn restore_file(
     root_user: bool,
     bufs: &mut Buffers,
 ) -> Result<(Option<String>, bool)> {
-    if !job.fresh && already_restored(repo, index, job) {
+    if already_restored(repo, index, job) {
         counters.add(0, job.size);
         let mut warnings = Vec::new();
-        set_meta(&job.path, &job.node, root_user, false, &mut warnings);
+        let of = MetaOf::Path {
+            path: &job.path,
+            symlink: false,
+        };
+        set_meta(of, &job.node, root_user, &mut warnings);
         return Ok(((!warnings.is_empty()).then(|| warnings.join("; ")), true));
     }
     let tmp = temp_name(&job.path);
@@ -606,7 +609,11 @@ fn restore_file(
         }
         let file = f.finish().map_err(|e| EngineError::io(&tmp, e))?;
         let mut warnings = Vec::new();
-        set_file_meta(&file, &job.path, &job.node, root_user, &mut warnings);
+        let of = MetaOf::File {
+            file: &file,
+            path: &job.path,
+        };
+        set_meta(of, &job.node, root_user, &mut warnings);
         Ok(warnings)
     })();
     let warnings = match result {

@@ -183,20 +183,30 @@ fn decompress_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, FormatError>
 }
 
 fn decompress_streaming(body: &[u8], limit: usize) -> Result<Vec<u8>, FormatError> {
+    decompress_at_most(body, limit, limit.min(PREALLOC))?.ok_or_else(|| {
+        FormatError::Malformed(format!(
+            "blob decompresses to more than the {limit} bytes its index says"
+        ))
+    })
+}
+
+/// zstd's streaming decoder, stopped past `limit` bytes of output (`Ok(None)`: the frame holds
+/// more), into a vector that starts with room for `capacity`. Blobs and sealed objects
+/// (`object.rs`) both decompress through it.
+pub(crate) fn decompress_at_most(
+    body: &[u8],
+    limit: usize,
+    capacity: usize,
+) -> Result<Option<Vec<u8>>, FormatError> {
     use std::io::Read;
     let zstd_err = |e: std::io::Error| FormatError::Malformed(format!("zstd: {e}"));
     let decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(zstd_err)?;
-    let mut out = Vec::with_capacity(limit.min(PREALLOC));
+    let mut out = Vec::with_capacity(capacity);
     decoder
         .take((limit as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(zstd_err)?;
-    if out.len() > limit {
-        return Err(FormatError::Malformed(format!(
-            "blob decompresses to more than the {limit} bytes its index says"
-        )));
-    }
-    Ok(out)
+    Ok((out.len() <= limit).then_some(out))
 }
 
 /// Opens a sealed blob, decompresses it and checks that its plaintext hashes to `id`.

@@ -7,6 +7,7 @@
 
 use arca_crypto::DerivedKeys;
 
+use crate::blob::decompress_at_most;
 use crate::{FORMAT_VERSION, FormatError, decode, encode};
 
 /// Kinds of sealed objects; the byte after the version.
@@ -97,18 +98,9 @@ fn decompress(compressed: &[u8]) -> Result<Vec<u8>, FormatError> {
         .flatten()
         .unwrap_or(0);
     let plausible = (compressed.len() as u64).saturating_mul(16) + (64 << 10);
-    let mut plain = Vec::with_capacity(recorded.min(plausible) as usize);
-    let mut decoder = zstd::stream::read::Decoder::new(compressed)
-        .map_err(|e| FormatError::Malformed(format!("zstd: {e}")))?;
-    use std::io::Read;
-    (&mut decoder)
-        .take(MAX_OBJECT_PLAINTEXT as u64 + 1)
-        .read_to_end(&mut plain)
-        .map_err(|e| FormatError::Malformed(format!("zstd: {e}")))?;
-    if plain.len() > MAX_OBJECT_PLAINTEXT {
-        return Err(FormatError::Malformed("object too large".into()));
-    }
-    Ok(plain)
+    let capacity = recorded.min(plausible) as usize;
+    decompress_at_most(compressed, MAX_OBJECT_PLAINTEXT, capacity)?
+        .ok_or_else(|| FormatError::Malformed("object too large".into()))
 }
 
 #[cfg(test)]
