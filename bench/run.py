@@ -563,6 +563,25 @@ def settle():
         time.sleep(wait)
 
 
+def evict(root):
+    """Takes the files under `root` out of the page cache (POSIX_FADV_DONTNEED after `sync`,
+    so every page is clean and goes): a restore reads a repository that is not in memory, as a
+    user's restore does days later or on another device. Returns the bytes of the files."""
+    sync()
+    total = 0
+    for rel in files_of(root):
+        try:
+            fd = os.open(os.path.join(root, rel), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            total += os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    return total
+
+
 def restore_phase(tool, corpus, work, results, rnd, verify=True, keep=False):
     """Measures a full restore into a new folder. With `keep`, the restored tree is left for
     the caller to delete (with `forget`) once no other restore of the round is to come."""
@@ -570,6 +589,7 @@ def restore_phase(tool, corpus, work, results, rnd, verify=True, keep=False):
     forget(target)
     target.mkdir(parents=True)
     settle()
+    evict(tool.repo)
     cmd, cwd = tool.restore_cmd(target)
     m = measure(cmd, env=tool.env(), cwd=cwd or None,
                 log_to=work / "logs" / f"r{rnd}-{slug(tool.key)}-restore")

@@ -11,6 +11,7 @@
 //! each HTTP request in their transport instead, retries and listing pages included.
 
 mod backend;
+mod direct;
 mod error;
 mod faults;
 mod local;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use opendal::Operator;
 use opendal::layers::RetryLayer;
 
+pub use direct::{ALIGN, AlignedBuf, DirectWriter};
 pub use error::StorageError;
 pub use faults::FaultSpec;
 pub use local::{LocalFile, LocalFolder};

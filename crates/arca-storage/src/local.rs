@@ -3,20 +3,37 @@
 //! OpenDAL's folder service takes a whole object in memory and passes it through Tokio's file
 //! type, which copies it again in 2 MiB pieces on its blocking pool. For the largest objects a
 //! backup writes (packs of several MiB), a backup to a local folder can instead write each piece
-//! to a temporary file as it is produced, so no pack is ever held whole in memory: the kernel's
-//! page cache is the buffer. This is the one place arca writes repository files without OpenDAL,
+//! to a temporary file as it is produced, so no pack is ever held whole in memory: a 1 MiB
+//! buffer gathers the pieces and is written past the page cache (`O_DIRECT`, see
+//! [`crate::direct`]), as are large reads. This is the one place arca writes repository files without OpenDAL,
 //! and it keeps OpenDAL's guarantees for the folder service: a file appears whole under its name
 //! or not at all (temporary file in `.tmp/`, `fdatasync`, rename), and it adds the parent folder's
 //! fsync so the rename itself is durable before anything that refers to the file is written.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::direct::{self, AlignedBuf, DirectWriter};
 use crate::stats::Stats;
 use crate::{Result, StorageError, TEMPORARY_DIR};
+
+/// Reads of a pack range at least this long pass the page cache.
+const DIRECT_READ_FROM: u64 = 64 << 10;
+
+/// Reads up to `len` bytes at `offset` into `buf` through the page cache; returns how many
+/// (fewer where the file ends).
+fn read_at_most(file: &File, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    // Only growth is zero-filled: what the buffer held before is overwritten by the read, and
+    // anything past what the read returns is cut off.
+    buf.resize(len, 0);
+    let got = direct::pread_full(file, buf, offset)?;
+    buf.truncate(got);
+    Ok(got)
+}
+
+/// The buffer that gathers a pack's blobs into writes.
+const PACK_WRITE_BUF: usize = 1 << 20;
 
 /// A repository in a local folder, read and written without OpenDAL (see the module docs).
 #[derive(Clone, Debug)]
@@ -37,14 +54,19 @@ impl LocalFolder {
         let dir = self.root.join(TEMPORARY_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| self.io(TEMPORARY_DIR, "create", e))?;
         let name = format!("{TEMPORARY_DIR}stream-{}", crate::rand_suffix());
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(self.root.join(&name))
-            .map_err(|e| self.io(&name, "create", e))?;
+        let mut options = File::options();
+        options.write(true).create_new(true);
+        // Small blobs (SQLite pages) are gathered into larger writes, which pass the page cache
+        // (see `direct`): the pack is made durable at once and not read again by this run.
+        let file = DirectWriter::open(
+            &options,
+            &self.root.join(&name),
+            AlignedBuf::new(PACK_WRITE_BUF),
+            true,
+        )
+        .map_err(|e| self.io(&name, "create", e))?;
         Ok(LocalFile {
-            // Small blobs (SQLite pages) are gathered into larger writes.
-            file: Some(BufWriter::with_capacity(256 * 1024, file)),
+            file: Some(file),
             name,
             folder: self.clone(),
             written: 0,
@@ -62,7 +84,8 @@ impl LocalFolder {
     /// Reads `len` bytes at `offset` of `path` into `buf` (fewer if the file ends first), with
     /// one `pread` instead of OpenDAL's copies through Tokio's blocking pool. `buf` is reused:
     /// a caller that reads many ranges keeps one buffer, so its pages are not faulted in and
-    /// zeroed by the kernel again for every read.
+    /// zeroed by the kernel again for every read. A range of [`DIRECT_READ_FROM`] bytes or more
+    /// is read past the page cache (see [`crate::direct`]): a restore reads each pack once.
     pub(crate) fn read_range_into(
         &self,
         path: &str,
@@ -70,20 +93,18 @@ impl LocalFolder {
         len: u64,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        let file = File::open(self.root.join(path)).map_err(|e| self.read_error(path, e))?;
-        // Only growth is zero-filled: what the buffer held before is overwritten by the read,
-        // and anything past what the read returns is cut off below.
-        buf.resize(len as usize, 0);
-        let mut got = 0usize;
-        while got < buf.len() {
-            match file.read_at(&mut buf[got..], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io(path, "read", e)),
+        let full = self.root.join(path);
+        let direct = len >= DIRECT_READ_FROM;
+        let got = match direct.then(|| direct::open_for_reading(&full)) {
+            Some(Ok(Some(file))) => direct::read_range(&file, offset, len as usize, buf),
+            Some(Err(e)) => return Err(self.read_error(path, e)),
+            // Not asked for, or the filesystem has no O_DIRECT.
+            None | Some(Ok(None)) => {
+                let file = File::open(&full).map_err(|e| self.read_error(path, e))?;
+                read_at_most(&file, offset, len as usize, buf)
             }
         }
-        buf.truncate(got);
+        .map_err(|e| self.io(path, "read", e))?;
         self.stats.request();
         self.stats.received(got as u64);
         Ok(())
@@ -125,7 +146,7 @@ impl LocalFolder {
 /// A file being written under a temporary name; see [`LocalFolder::create`].
 /// Dropped without [`LocalFile::commit`], it is removed.
 pub struct LocalFile {
-    file: Option<BufWriter<File>>,
+    file: Option<DirectWriter<AlignedBuf>>,
     /// Its path under the repository root, in [`TEMPORARY_DIR`].
     name: String,
     folder: LocalFolder,
@@ -168,7 +189,7 @@ impl LocalFile {
         let dest = root.join(path);
         let parent = dest.parent().unwrap_or(root).to_path_buf();
         let r = (|| {
-            let file = file.into_inner().map_err(|e| e.into_error())?;
+            let file = file.finish()?;
             file.sync_data()?;
             drop(file);
             std::fs::create_dir_all(&parent)?;
