@@ -454,14 +454,17 @@ def arca_exe(args):
     return copy, version
 
 
-def write_floor(work, nbytes):
-    """Writing as many bytes as the corpus holds to one file, with fsync at the end."""
-    count = max(1, -(-nbytes // (16 * MIB)))
+def write_floor(work, nbytes, direct=False):
+    """Writing as many bytes as the corpus holds to one file: through the page cache with
+    fsync at the end, or (`direct`) past it with O_DIRECT in 1 MiB writes, as arca writes packs."""
+    bs = MIB if direct else 16 * MIB
+    count = max(1, -(-nbytes // bs))
     target = work / "write-floor"
     sync()
-    m = measure(["dd", "if=/dev/zero", f"of={target}", "bs=16M", f"count={count}", "conv=fsync"])
+    flag = "oflag=direct" if direct else "conv=fsync"
+    m = measure(["dd", "if=/dev/zero", f"of={target}", f"bs={bs}", f"count={count}", flag])
     target.unlink()
-    m["bytes"] = count * 16 * MIB
+    m["bytes"] = count * bs
     return m
 
 
@@ -653,6 +656,8 @@ def rounds(tools, args, work, results, with_nochange=True, floors=False):
             results.setdefault("floor", {"runs": []})["runs"] += floor(corpus, args)["runs"]
             results.setdefault("write_floor", []).append(
                 write_floor(work, results["corpus"]["total_bytes"]))
+            results.setdefault("write_floor_direct", []).append(
+                write_floor(work, results["corpus"]["total_bytes"], direct=True))
             save(results, args.out)
     return corpus
 
@@ -784,6 +789,10 @@ def peers_report(results):
         if results.get("write_floor"):
             wf = min(results["write_floor"], key=lambda r: r["wall"])
             w(f"- write as many bytes to one file and fsync it (`dd conv=fsync`): "
+              f"{fmt_s(wf['wall'])} ({wf['bytes'] / MIB / wf['wall']:,.0f} MiB/s)")
+        if results.get("write_floor_direct"):
+            wf = min(results["write_floor_direct"], key=lambda r: r["wall"])
+            w(f"- the same past the page cache (`dd oflag=direct bs=1M`): "
               f"{fmt_s(wf['wall'])} ({wf['bytes'] / MIB / wf['wall']:,.0f} MiB/s)")
         for (work, threads), r in best_floor(results).items():
             w(f"- {FLOOR_TITLES.get(work, work)}, {threads} thread(s): {fmt_s(r['seconds'])} "

@@ -10,7 +10,7 @@ use arca_format::index::IndexFile;
 use arca_format::object::{ObjectKind, open_object_owned, seal_object};
 use arca_format::snapshot::Snapshot;
 use arca_format::tree::Tree;
-use arca_storage::Storage;
+use arca_storage::{RangeBuf, Storage};
 use rand_core::{OsRng, RngCore};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -341,9 +341,9 @@ impl Repository {
 
     /// Reads `len` bytes at `offset` of a pack; a missing or short pack is damage, named.
     pub(crate) fn read_pack_range(&self, pack: &Id, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
+        let mut buf = RangeBuf::new();
         self.read_pack_range_into(pack, offset, len, &mut buf)?;
-        Ok(buf)
+        Ok(buf.into_vec())
     }
 
     /// [`Repository::read_pack_range`] into a buffer the caller reuses.
@@ -352,7 +352,7 @@ impl Repository {
         pack: &Id,
         offset: u64,
         len: u64,
-        buf: &mut Vec<u8>,
+        buf: &mut RangeBuf,
     ) -> Result<()> {
         let path = pack_path(pack);
         self.storage

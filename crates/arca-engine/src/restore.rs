@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use arca_format::blob::{BlobKind, open_blob_in_place};
 use arca_format::id::Id;
 use arca_format::tree::{Content, Node};
-use arca_storage::{AlignedBuf, DirectWriter};
+use arca_storage::{AlignedBuf, DirectWriter, RangeBuf};
 
 use crate::browse::components;
 use crate::chunks::FileChunks;
@@ -477,14 +477,14 @@ fn differs() -> EngineError {
 /// A restore thread's buffers, kept from file to file: one for the runs it reads, one that
 /// gathers what it writes.
 struct Buffers {
-    read: Vec<u8>,
+    read: RangeBuf,
     write: AlignedBuf,
 }
 
 impl Default for Buffers {
     fn default() -> Self {
         Buffers {
-            read: Vec::new(),
+            read: RangeBuf::new(),
             write: AlignedBuf::new(WRITE_BUF),
         }
     }

@@ -21,6 +21,8 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::RangeBuf;
+
 /// The alignment `O_DIRECT` is given: buffer address, file offset and length.
 pub const ALIGN: usize = 4096;
 
@@ -207,35 +209,38 @@ pub(crate) fn open_for_reading(path: &Path) -> io::Result<Option<File>> {
 /// holds exactly them afterwards (fewer where the file ends); returns how many.
 ///
 /// The read covers whole aligned blocks around the range and lands at an aligned place in
-/// `buf`'s allocation; the range is then moved to the front. `buf` keeps its allocation from
-/// call to call. A read refused with `EINVAL` (another alignment) is done through the cache.
+/// `buf`'s allocation, which is kept from call to call; the range starts where `offset` falls
+/// in the first block. A read refused with `EINVAL` (another alignment) is done through the
+/// cache.
 pub(crate) fn read_range(
     file: &File,
     offset: u64,
     len: usize,
-    buf: &mut Vec<u8>,
+    buf: &mut RangeBuf,
 ) -> io::Result<usize> {
-    let start = offset / ALIGN as u64 * ALIGN as u64;
-    let skip = (offset - start) as usize;
+    let first = offset / ALIGN as u64 * ALIGN as u64;
+    let skip = (offset - first) as usize;
     let span = (skip + len).div_ceil(ALIGN) * ALIGN;
-    buf.clear();
-    buf.reserve(span + ALIGN);
-    let pad = buf.as_ptr().align_offset(ALIGN);
+    let bytes = &mut buf.bytes;
+    bytes.clear();
+    bytes.reserve(span + ALIGN);
+    let pad = bytes.as_ptr().align_offset(ALIGN);
     // Only growth is zero-filled: earlier contents are overwritten by the read.
-    buf.resize(pad + span, 0);
-    let got = match pread_direct(file, &mut buf[pad..], start) {
+    bytes.resize(pad + span, 0);
+    let got = match pread_direct(file, &mut bytes[pad..], first) {
         Ok(n) => n,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            buf.resize(len, 0);
-            let got = pread_full(file, buf, offset)?;
-            buf.truncate(got);
+            bytes.resize(len, 0);
+            let got = pread_full(file, bytes, offset)?;
+            bytes.truncate(got);
+            buf.start = 0;
             return Ok(got);
         }
         Err(e) => return Err(e),
     };
     let got = got.saturating_sub(skip).min(len);
-    buf.copy_within(pad + skip..pad + skip + got, 0);
-    buf.truncate(got);
+    bytes.truncate(pad + skip + got);
+    buf.start = pad + skip;
     Ok(got)
 }
 
@@ -315,6 +320,9 @@ mod tests {
     fn any_pieces_give_the_same_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut buf = AlignedBuf::new(3 * ALIGN);
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, b"").unwrap();
+        let supported = open_for_reading(&probe).unwrap().is_some();
         let lens = [
             0,
             1,
@@ -336,6 +344,8 @@ mod tests {
                     for p in data.chunks(piece) {
                         w.write_all(p).unwrap();
                     }
+                    // Aligned writes never fall back where the filesystem takes O_DIRECT.
+                    assert_eq!(w.is_direct(), direct && supported);
                     let f = w.finish().unwrap();
                     assert_eq!(f.metadata().unwrap().len(), len as u64);
                     drop(f);
@@ -360,8 +370,16 @@ mod tests {
         let file = open_for_reading(&path).unwrap();
         let plain = File::open(&path).unwrap();
         let file = file.as_ref().unwrap_or(&plain);
-        let mut buf = Vec::new();
-        let edges = [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, 3 * ALIGN + 17, data.len() - 1];
+        let mut buf = RangeBuf::new();
+        let edges = [
+            0,
+            1,
+            ALIGN - 1,
+            ALIGN,
+            ALIGN + 1,
+            3 * ALIGN + 17,
+            data.len() - 1,
+        ];
         for offset in edges {
             for len in [0, 1, 100, ALIGN, 2 * ALIGN + 1, data.len()] {
                 let got = read_range(file, offset as u64, len, &mut buf).unwrap();
@@ -371,7 +389,10 @@ mod tests {
             }
         }
         // Past the end: nothing.
-        assert_eq!(read_range(file, data.len() as u64 + 10, 50, &mut buf).unwrap(), 0);
+        assert_eq!(
+            read_range(file, data.len() as u64 + 10, 50, &mut buf).unwrap(),
+            0
+        );
         assert!(buf.is_empty());
     }
 

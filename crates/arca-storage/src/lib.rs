@@ -16,6 +16,7 @@ mod error;
 mod faults;
 mod local;
 mod meter;
+mod range;
 mod settings;
 mod stats;
 mod throttle;
@@ -32,6 +33,7 @@ pub use direct::{ALIGN, AlignedBuf, DirectWriter};
 pub use error::StorageError;
 pub use faults::FaultSpec;
 pub use local::{LocalFile, LocalFolder};
+pub use range::RangeBuf;
 pub use settings::{Settings, Transfers, env_name, parse_rate};
 pub use stats::{Stats, StatsSnapshot};
 pub use url::StorageUrl;
@@ -267,9 +269,9 @@ impl Storage {
     /// Reads `len` bytes at `offset`; fewer bytes than asked is an error. A read that comes back
     /// short from an object long enough to hold the range is tried again.
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
+        let mut buf = RangeBuf::new();
         self.read_range_into(path, offset, len, &mut buf)?;
-        Ok(buf)
+        Ok(buf.into_vec())
     }
 
     /// [`Storage::read_range`] into `buf`, whose allocation is reused (its contents are
@@ -279,7 +281,7 @@ impl Storage {
         path: &str,
         offset: u64,
         len: u64,
-        buf: &mut Vec<u8>,
+        buf: &mut RangeBuf,
     ) -> Result<()> {
         let mut tries = 0;
         loop {
@@ -304,7 +306,7 @@ impl Storage {
         }
     }
 
-    fn read_range_once(&self, path: &str, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()> {
+    fn read_range_once(&self, path: &str, offset: u64, len: u64, out: &mut RangeBuf) -> Result<()> {
         if let Some(local) = &self.local {
             return local.read_range_into(path, offset, len, out);
         }
@@ -321,10 +323,11 @@ impl Storage {
                 },
                 _ => self.err(path, "read", e),
             })?;
-        out.clear();
-        out.reserve(buf.len());
+        out.start = 0;
+        out.bytes.clear();
+        out.bytes.reserve(buf.len());
         for piece in buf {
-            out.extend_from_slice(&piece);
+            out.bytes.extend_from_slice(&piece);
         }
         Ok(())
     }
@@ -539,7 +542,10 @@ mod tests {
         assert_eq!(s.read("data/ab/abc").unwrap(), b"hello world");
         assert_eq!(s.read_range("data/ab/abc", 6, 5).unwrap(), b"world");
         // One buffer reused for reads of several lengths holds exactly each range.
-        let mut buf = b"stale bytes from before, longer than the file".to_vec();
+        let mut buf = RangeBuf {
+            bytes: b"stale bytes from before, longer than the file".to_vec(),
+            start: 3,
+        };
         for (offset, len, want) in [
             (0u64, 11u64, &b"hello world"[..]),
             (6, 3, b"wor"),
@@ -548,7 +554,7 @@ mod tests {
         ] {
             s.read_range_into("data/ab/abc", offset, len, &mut buf)
                 .unwrap();
-            assert_eq!(buf, want);
+            assert_eq!(&buf[..], want);
         }
         for (offset, len) in [(6, 50), (11, 1), (20, 5)] {
             assert!(matches!(

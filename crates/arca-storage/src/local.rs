@@ -14,6 +14,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::RangeBuf;
 use crate::direct::{self, AlignedBuf, DirectWriter};
 use crate::stats::Stats;
 use crate::{Result, StorageError, TEMPORARY_DIR};
@@ -91,7 +92,7 @@ impl LocalFolder {
         path: &str,
         offset: u64,
         len: u64,
-        buf: &mut Vec<u8>,
+        buf: &mut RangeBuf,
     ) -> Result<()> {
         let full = self.root.join(path);
         let direct = len >= DIRECT_READ_FROM;
@@ -101,7 +102,8 @@ impl LocalFolder {
             // Not asked for, or the filesystem has no O_DIRECT.
             None | Some(Ok(None)) => {
                 let file = File::open(&full).map_err(|e| self.read_error(path, e))?;
-                read_at_most(&file, offset, len as usize, buf)
+                buf.start = 0;
+                read_at_most(&file, offset, len as usize, &mut buf.bytes)
             }
         }
         .map_err(|e| self.io(path, "read", e))?;
