@@ -103,7 +103,9 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
         let (file, direct) = match direct {
             true => match options.clone().custom_flags(libc::O_DIRECT).open(path) {
                 Ok(f) => (f, true),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (options.open(path)?, false),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    (open_after_refusal(options, path)?, false)
+                }
                 Err(e) => return Err(e),
             },
             false => (options.open(path)?, false),
@@ -189,6 +191,18 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
             self.file.set_len(self.pos)?;
         }
         Ok(self.file)
+    }
+}
+
+/// `path` opened with `options` again, without `O_DIRECT`, after the filesystem refused that.
+/// Linux creates the file before it checks for `O_DIRECT`: a file that had to be new
+/// (`create_new`) now exists, made by the refused call itself, and is opened and emptied.
+fn open_after_refusal(options: &OpenOptions, path: &Path) -> io::Result<File> {
+    match options.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            File::options().write(true).truncate(true).open(path)
+        }
+        other => other,
     }
 }
 
@@ -394,6 +408,25 @@ mod tests {
             0
         );
         assert!(buf.is_empty());
+    }
+
+    /// On a filesystem without O_DIRECT, the refused open has already created the file that
+    /// had to be new: the second open takes that file instead of failing with "exists".
+    #[test]
+    fn a_new_file_refused_direct_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        // What the refused open left: the new file, empty.
+        std::fs::write(&path, b"").unwrap();
+        let mut f = open_after_refusal(&new(), &path).unwrap();
+        std::io::Write::write_all(&mut f, b"data").unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(&path).unwrap(), b"data");
+        // Create-or-truncate options open it as they would have.
+        let mut o = File::options();
+        o.write(true).create(true).truncate(true);
+        drop(open_after_refusal(&o, &path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
     }
 
     #[test]
