@@ -103,9 +103,7 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
         let (file, direct) = match direct {
             true => match options.clone().custom_flags(libc::O_DIRECT).open(path) {
                 Ok(f) => (f, true),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    (open_after_refusal(options, path)?, false)
-                }
+                Err(e) if refused(&e) => (open_after_refusal(options, path)?, false),
                 Err(e) => return Err(e),
             },
             false => (options.open(path)?, false),
@@ -162,7 +160,7 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
                 // The filesystem wants another alignment, or no O_DIRECT for this file after
                 // all: go on through the cache from here. Whatever part of the buffer the
                 // device took is written again, with the same bytes.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.through_cache()?,
+                Err(e) if refused(&e) => self.through_cache()?,
                 Err(e) => return Err(e),
             }
         }
@@ -183,11 +181,11 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
     /// Writes what is gathered, gives the file its exact length and hands it back (still open,
     /// for its metadata and `fdatasync`).
     pub fn finish(mut self) -> io::Result<File> {
-        let direct = self.direct;
+        let padded = self.direct && self.buf.borrow().len % ALIGN != 0;
         self.flush(true)?;
-        if direct {
-            // The padding of the last block is cut off. A file refused O_DIRECT at the last
-            // write was written without padding, and this changes nothing.
+        if padded {
+            // The padding of the last block is cut off (also when that write was refused and
+            // done again through the cache: part of the padding may have reached the file).
             self.file.set_len(self.pos)?;
         }
         Ok(self.file)
@@ -214,7 +212,7 @@ pub(crate) fn open_for_reading(path: &Path) -> io::Result<Option<File>> {
         .open(path)
     {
         Ok(f) => Ok(Some(f)),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(e) if refused(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -224,8 +222,8 @@ pub(crate) fn open_for_reading(path: &Path) -> io::Result<Option<File>> {
 ///
 /// The read covers whole aligned blocks around the range and lands at an aligned place in
 /// `buf`'s allocation, which is kept from call to call; the range starts where `offset` falls
-/// in the first block. A read refused with `EINVAL` (another alignment) is done through the
-/// cache.
+/// in the first block. A read the filesystem refuses (see [`refused`]) is returned as that
+/// error: the caller reads again through a file opened without `O_DIRECT`.
 pub(crate) fn read_range(
     file: &File,
     offset: u64,
@@ -235,57 +233,56 @@ pub(crate) fn read_range(
     let first = offset / ALIGN as u64 * ALIGN as u64;
     let skip = (offset - first) as usize;
     let span = (skip + len).div_ceil(ALIGN) * ALIGN;
-    let bytes = &mut buf.bytes;
-    bytes.clear();
+    let bytes = buf.reset();
     bytes.reserve(span + ALIGN);
     let pad = bytes.as_ptr().align_offset(ALIGN);
     // Only growth is zero-filled: earlier contents are overwritten by the read.
     bytes.resize(pad + span, 0);
-    let got = match pread_direct(file, &mut bytes[pad..], first) {
-        Ok(n) => n,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            bytes.resize(len, 0);
-            let got = pread_full(file, bytes, offset)?;
-            bytes.truncate(got);
-            buf.start = 0;
-            return Ok(got);
-        }
-        Err(e) => return Err(e),
-    };
+    let got = pread(file, &mut bytes[pad..], first, true)?;
     let got = got.saturating_sub(skip).min(len);
     bytes.truncate(pad + skip + got);
     buf.start = pad + skip;
     Ok(got)
 }
 
-/// [`pread_full`] with `O_DIRECT`: a read that ends off a block boundary ended at the end of
-/// the file (the next one, at an unaligned offset, would be refused).
-fn pread_direct(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+/// Reads up to `len` bytes at `offset` into `buf` through the page cache; returns how many
+/// (fewer where the file ends).
+pub(crate) fn read_range_cached(
+    file: &File,
+    offset: u64,
+    len: usize,
+    buf: &mut RangeBuf,
+) -> io::Result<usize> {
+    let bytes = buf.reset();
+    // Only growth is zero-filled: what the buffer held before is overwritten by the read, and
+    // anything past what the read returns is cut off.
+    bytes.resize(len, 0);
+    let got = pread(file, bytes, offset, false)?;
+    bytes.truncate(got);
+    Ok(got)
+}
+
+/// Whether `e` is the filesystem refusing `O_DIRECT` (or its alignment): the same work is then
+/// done through the page cache.
+pub(crate) fn refused(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// Reads into all of `buf` at `offset`, stopping early only at the end of the file; returns how
+/// many bytes were read. With `direct` (a file opened with `O_DIRECT`), a read that ends off a
+/// block boundary ended at the end of the file: the next one, at an unaligned offset, would be
+/// refused.
+fn pread(file: &File, buf: &mut [u8], offset: u64, direct: bool) -> io::Result<usize> {
     let mut got = 0usize;
     while got < buf.len() {
         match file.read_at(&mut buf[got..], offset + got as u64) {
             Ok(0) => break,
             Ok(n) => {
                 got += n;
-                if n % ALIGN != 0 {
+                if direct && n % ALIGN != 0 {
                     break;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
-/// Reads into all of `buf` at `offset`, stopping early only at the end of the file; returns
-/// how many bytes were read.
-pub(crate) fn pread_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut got = 0usize;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -400,6 +397,10 @@ mod tests {
                 let want = &data[offset..(offset + len).min(data.len())];
                 assert_eq!(got, want.len(), "offset {offset} len {len}");
                 assert_eq!(&buf[..], want, "offset {offset} len {len}");
+                // The same range through the cache (the fallback), into the same buffer.
+                let got = read_range_cached(&plain, offset as u64, len, &mut buf).unwrap();
+                assert_eq!(got, want.len(), "cached: offset {offset} len {len}");
+                assert_eq!(&buf[..], want, "cached: offset {offset} len {len}");
             }
         }
         // Past the end: nothing.

@@ -323,11 +323,10 @@ impl Storage {
                 },
                 _ => self.err(path, "read", e),
             })?;
-        out.start = 0;
-        out.bytes.clear();
-        out.bytes.reserve(buf.len());
+        let out = out.reset();
+        out.reserve(buf.len());
         for piece in buf {
-            out.bytes.extend_from_slice(&piece);
+            out.extend_from_slice(&piece);
         }
         Ok(())
     }

@@ -23,17 +23,6 @@ use crate::{Result, StorageError, TEMPORARY_DIR};
 /// Reads of a pack range at least this long pass the page cache.
 const DIRECT_READ_FROM: u64 = 64 << 10;
 
-/// Reads up to `len` bytes at `offset` into `buf` through the page cache; returns how many
-/// (fewer where the file ends).
-fn read_at_most(file: &File, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    // Only growth is zero-filled: what the buffer held before is overwritten by the read, and
-    // anything past what the read returns is cut off.
-    buf.resize(len, 0);
-    let got = direct::pread_full(file, buf, offset)?;
-    buf.truncate(got);
-    Ok(got)
-}
-
 /// The buffer that gathers a pack's blobs into writes.
 const PACK_WRITE_BUF: usize = 1 << 20;
 
@@ -96,15 +85,18 @@ impl LocalFolder {
         buf: &mut RangeBuf,
     ) -> Result<()> {
         let full = self.root.join(path);
-        let direct = len >= DIRECT_READ_FROM;
-        let got = match direct.then(|| direct::open_for_reading(&full)) {
-            Some(Ok(Some(file))) => direct::read_range(&file, offset, len as usize, buf),
-            Some(Err(e)) => return Err(self.read_error(path, e)),
-            // Not asked for, or the filesystem has no O_DIRECT.
-            None | Some(Ok(None)) => {
+        let len = len as usize;
+        let direct = match len as u64 >= DIRECT_READ_FROM {
+            true => direct::open_for_reading(&full).map_err(|e| self.read_error(path, e))?,
+            false => None,
+        };
+        let got = match direct.map(|file| direct::read_range(&file, offset, len, buf)) {
+            Some(Err(e)) if !direct::refused(&e) => Err(e),
+            Some(Ok(got)) => Ok(got),
+            // Not asked for, or the filesystem refused O_DIRECT at the open or the read.
+            _ => {
                 let file = File::open(&full).map_err(|e| self.read_error(path, e))?;
-                buf.start = 0;
-                read_at_most(&file, offset, len as usize, &mut buf.bytes)
+                direct::read_range_cached(&file, offset, len, buf)
             }
         }
         .map_err(|e| self.io(path, "read", e))?;

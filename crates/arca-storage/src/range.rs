@@ -18,6 +18,14 @@ impl RangeBuf {
         RangeBuf::default()
     }
 
+    /// The allocation, emptied, for a read that puts the range at its front; a read that puts
+    /// it further in sets `start` afterwards.
+    pub(crate) fn reset(&mut self) -> &mut Vec<u8> {
+        self.start = 0;
+        self.bytes.clear();
+        &mut self.bytes
+    }
+
     /// The range as a vector of its own (moved to the front of the allocation if needed).
     pub fn into_vec(mut self) -> Vec<u8> {
         self.bytes.drain(..self.start);
