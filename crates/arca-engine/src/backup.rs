@@ -321,7 +321,7 @@ pub fn backup(
         let mut walker = Walker {
             repo,
             index: &index,
-            new_ids: Sent::default(),
+            new_ids: Sent::new(repo.index_spill()),
             job_tx: Some(job_tx),
             pool: &pool,
             budget: &budget,
@@ -651,7 +651,7 @@ impl Walker<'_> {
     /// Whether the repository, or this backup so far, holds every blob of `ids`.
     fn all_known(&self, ids: &[Id]) -> Result<bool> {
         for id in ids {
-            if !self.new_ids.contains(id) && !self.index.contains(id)? {
+            if !self.new_ids.contains(id)? && !self.index.contains(id)? {
                 return Ok(false);
             }
         }
@@ -661,8 +661,8 @@ impl Walker<'_> {
     /// Hashes a blob and sends it on unless the repository already has it.
     fn emit(&mut self, data: &[u8], kind: BlobKind) -> Result<Id> {
         let id = Id(self.repo.keys().blob_id(data));
-        if !self.new_ids.contains(&id) && !self.index.contains(&id)? {
-            self.new_ids.add(&id);
+        if !self.new_ids.contains(&id)? && !self.index.contains(&id)? {
+            self.new_ids.add(&id)?;
             self.summary.new_bytes += data.len() as u64;
             // The budget refuses only once the pipeline has failed; its error is reported.
             if !self.budget.take(data.len(), || self.shared.failed()) {

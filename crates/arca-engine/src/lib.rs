@@ -10,6 +10,7 @@ mod chunks;
 mod error;
 mod filecache;
 mod index;
+mod keyruns;
 mod pool;
 mod progress;
 mod repo;

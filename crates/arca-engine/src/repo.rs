@@ -294,17 +294,29 @@ impl Repository {
         })
     }
 
-    /// The union of all index files. Each file is merged as soon as it is read, so memory
-    /// holds the index and the files being downloaded, not every decoded file at once. Of a
-    /// blob that several packs hold, the pack merged first is kept: any of them serves.
+    /// The union of all index files. The files are downloaded in parallel, but opened
+    /// (decrypted, decompressed, decoded) and merged one at a time, so memory holds the index,
+    /// the sealed files being downloaded and one open file: at most one decoder and one decoded
+    /// file however many files there are. Four decoded at once made a no-change backup's peak
+    /// grow with the repository (16.7 -> 19.2 MiB from 2 to 8.5 GiB; 15.3 -> 15.6 MiB with
+    /// one download). Of a blob that several packs hold, the pack merged first is kept: any of
+    /// them serves.
     pub fn load_index(&self) -> Result<MasterIndex> {
         let ids = self.list_ids(INDEX)?;
         let bulk = Mutex::new(BulkLoad::new(&self.spill));
         self.fetch_all(&ids, |(id, _)| {
-            let file = self.load_index_file(id)?;
-            bulk.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .add_file(file)
+            let path = format!("{INDEX}/{}", id.to_hex());
+            let mut first = Some(self.read_named(&path, id));
+            let mut bulk = bulk.lock().unwrap_or_else(|p| p.into_inner());
+            let file = reread_on_damage(|| {
+                let bytes = match first.take() {
+                    Some(read) => read?,
+                    None => self.read_named(&path, id)?,
+                };
+                open_object_owned(&self.keys, ObjectKind::Index, bytes)
+                    .map_err(|e| EngineError::damaged(&path, e))
+            })?;
+            bulk.add_file(file)
         })?;
         bulk.into_inner()
             .unwrap_or_else(|p| p.into_inner())

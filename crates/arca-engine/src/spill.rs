@@ -85,18 +85,19 @@ fn decode(b: &[u8]) -> (Id, Location) {
 }
 
 /// The error of a failed read or write of a scratch file in `dir`.
-fn scratch_error(dir: &Path, e: std::io::Error) -> EngineError {
+pub(crate) fn scratch_error(dir: &Path, e: std::io::Error) -> EngineError {
     EngineError::Invalid(format!(
-        "arca's scratch file for the repository index in {} failed: {e}. It holds the index \
-         of a large repository while arca runs; free some space there and try again, or raise \
-         ARCA_INDEX_IN_MEMORY (blobs) to keep the index in memory",
+        "arca's scratch file in {} failed: {e}. While arca runs, it holds the index of a \
+         large repository, or the ids of what a large backup has stored so far; free some \
+         space there and try again, or raise ARCA_INDEX_IN_MEMORY (blobs) to keep them in \
+         memory",
         dir.display()
     ))
 }
 
 /// An unnamed temporary file in `dir`, or in the system's temporary folder if `dir` cannot be
 /// made.
-fn scratch_file(dir: &Path) -> Result<(File, PathBuf)> {
+pub(crate) fn scratch_file(dir: &Path) -> Result<(File, PathBuf)> {
     if std::fs::create_dir_all(dir).is_ok()
         && let Ok(f) = tempfile::tempfile_in(dir)
     {
@@ -105,7 +106,7 @@ fn scratch_file(dir: &Path) -> Result<(File, PathBuf)> {
     let tmp = std::env::temp_dir();
     let f = tempfile::tempfile_in(&tmp).map_err(|e| scratch_error(&tmp, e))?;
     tracing::warn!(
-        "cannot make a scratch file in {}; the index goes to {}",
+        "cannot make a scratch file in {}; scratch files go to {}",
         dir.display(),
         tmp.display()
     );

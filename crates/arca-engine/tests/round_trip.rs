@@ -5,8 +5,10 @@ use std::path::Path;
 
 use arca_crypto::BackupKey;
 use arca_engine::{
-    BackupOptions, CheckOptions, Counters, Repository, RestoreOptions, backup, check, restore,
+    BackupOptions, CheckOptions, Counters, Repository, RestoreOptions, Spill, backup, check,
+    restore,
 };
+use arca_format::blob::BlobKind;
 use arca_storage::Storage;
 
 fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>)> {
@@ -162,4 +164,139 @@ fn backup_restore_check_round_trip() {
         Repository::open(storage, &BackupKey::generate()),
         Err(arca_engine::EngineError::WrongKey)
     ));
+}
+
+/// A backup that stores more blobs than memory is given for keeps the ids it has stored in
+/// scratch files, and still stores a chunk it meets again only once: 600 small files, each
+/// saved a second time under another name after all of them (as forwarded media are), with
+/// room in memory for 50 ids.
+#[test]
+fn repeats_are_stored_once_when_the_stored_ids_are_on_disk() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::create_dir_all(src.join("b")).unwrap();
+    for i in 0..600u32 {
+        let body = format!("message {i}: ").repeat(20 + i as usize % 7);
+        std::fs::write(src.join("a").join(format!("{i}.txt")), &body).unwrap();
+        std::fs::write(src.join("b").join(format!("fwd-{i}.txt")), &body).unwrap();
+    }
+    let storage = Storage::open(work.path().join("repo").to_str().unwrap()).unwrap();
+    let mut repo = Repository::init(storage, &BackupKey::generate()).unwrap();
+    let cache = work.path().join("cache");
+    repo.set_index_spill(Spill {
+        dir: cache.clone(),
+        max_entries: 50,
+    });
+    let mut opts = BackupOptions::new(vec![src.clone()]);
+    opts.cache_dir = Some(cache);
+    let c = Counters::default();
+    let r = backup(&repo, &opts, &c).unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.snapshot.summary.files, 1200);
+
+    let index = repo.load_index().unwrap();
+    let mut data = 0;
+    index
+        .for_each_blob(|_, l| data += usize::from(l.kind == BlobKind::Data))
+        .unwrap();
+    assert_eq!(data, 600, "each distinct file is stored once");
+
+    let target = work.path().join("restore");
+    let rep = restore(
+        &repo,
+        &index,
+        &r.snapshot.tree,
+        &RestoreOptions {
+            target: target.clone(),
+            includes: vec![],
+            threads: 2,
+        },
+        &c,
+    )
+    .unwrap();
+    assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(tree_bytes(&src), tree_bytes(&restored));
+    let report = check(
+        &repo,
+        &CheckOptions {
+            read_data: true,
+            threads: 2,
+        },
+        &c,
+    )
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+/// A restore whose writing threads fail (every data chunk sits in one damaged pack) while the
+/// walk of the trees still has more files to hand them than the queue holds stops with the
+/// error: the walk is not left waiting on a full queue.
+#[test]
+fn a_restore_that_fails_while_files_are_queued_stops_with_the_error() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..400u32 {
+        let body = format!("file {i} ").repeat(30);
+        std::fs::write(src.join(format!("{i:03}.txt")), body).unwrap();
+    }
+    let storage = Storage::open(work.path().join("repo").to_str().unwrap()).unwrap();
+    let repo = Repository::init(storage, &BackupKey::generate()).unwrap();
+    let mut opts = BackupOptions::new(vec![src.clone()]);
+    opts.cache_dir = Some(work.path().join("cache"));
+    let c = Counters::default();
+    let r = backup(&repo, &opts, &c).unwrap();
+    let index = repo.load_index().unwrap();
+
+    // The largest pack holds the files' chunks (trees go to packs of their own): damage it.
+    let mut packs: Vec<(u64, std::path::PathBuf)> = walk_files(&work.path().join("repo/data"))
+        .into_iter()
+        .map(|p| (std::fs::metadata(&p).unwrap().len(), p))
+        .collect();
+    packs.sort();
+    let (len, data_pack) = packs.pop().unwrap();
+    let mut bytes = std::fs::read(&data_pack).unwrap();
+    for b in &mut bytes[100..len as usize - 100] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&data_pack, bytes).unwrap();
+
+    // Not a scoped thread: were the restore to hang, the test must still end (and fail).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let root = r.snapshot.tree;
+    let target = work.path().join("restore");
+    std::thread::spawn(move || {
+        let out = restore(
+            &repo,
+            &index,
+            &root,
+            &RestoreOptions {
+                target,
+                includes: vec![],
+                threads: 2,
+            },
+            &c,
+        );
+        let _ = tx.send(out.map(|r| r.files));
+    });
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the restore stops instead of hanging");
+    let e = out.expect_err("damaged chunks fail the restore");
+    assert!(e.to_string().contains("damaged"), "{e}");
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
