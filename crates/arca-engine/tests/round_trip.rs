@@ -115,18 +115,7 @@ fn backup_restore_check_round_trip() {
     );
 
     let target = work.path().join("restore");
-    let rep = restore(
-        &repo,
-        &index,
-        &r2.snapshot.tree,
-        &RestoreOptions {
-            target: target.clone(),
-            includes: vec![],
-            threads: 2,
-        },
-        &c,
-    )
-    .unwrap();
+    let rep = restore_all(&repo, &index, &r2.snapshot.tree, &target).unwrap();
     assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(tree_bytes(&src), tree_bytes(&restored));
@@ -203,18 +192,7 @@ fn repeats_are_stored_once_when_the_stored_ids_are_on_disk() {
     assert_eq!(data, 600, "each distinct file is stored once");
 
     let target = work.path().join("restore");
-    let rep = restore(
-        &repo,
-        &index,
-        &r.snapshot.tree,
-        &RestoreOptions {
-            target: target.clone(),
-            includes: vec![],
-            threads: 2,
-        },
-        &c,
-    )
-    .unwrap();
+    let rep = restore_all(&repo, &index, &r.snapshot.tree, &target).unwrap();
     assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(tree_bytes(&src), tree_bytes(&restored));
@@ -268,24 +246,28 @@ fn a_restore_that_fails_while_files_are_queued_stops_with_the_error() {
     let root = r.snapshot.tree;
     let target = work.path().join("restore");
     std::thread::spawn(move || {
-        let out = restore(
-            &repo,
-            &index,
-            &root,
-            &RestoreOptions {
-                target,
-                includes: vec![],
-                threads: 2,
-            },
-            &c,
-        );
-        let _ = tx.send(out.map(|r| r.files));
+        let _ = tx.send(restore_all(&repo, &index, &root, &target).map(|r| r.files));
     });
     let out = rx
         .recv_timeout(std::time::Duration::from_secs(120))
         .expect("the restore stops instead of hanging");
     let e = out.expect_err("damaged chunks fail the restore");
     assert!(e.to_string().contains("damaged"), "{e}");
+}
+
+/// Restores all of the snapshot `root` into `target` with two threads.
+fn restore_all(
+    repo: &Repository,
+    index: &arca_engine::MasterIndex,
+    root: &arca_format::id::Id,
+    target: &Path,
+) -> Result<arca_engine::RestoreReport, arca_engine::EngineError> {
+    let opts = RestoreOptions {
+        target: target.to_path_buf(),
+        includes: vec![],
+        threads: 2,
+    };
+    restore(repo, index, root, &opts, &Counters::default())
 }
 
 fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
