@@ -596,7 +596,11 @@ def restore_phase(tool, corpus, work, results, rnd, verify=True, keep=False):
     cmd, cwd = tool.restore_cmd(target)
     m = measure(cmd, env=tool.env(), cwd=cwd or None,
                 log_to=work / "logs" / f"r{rnd}-{slug(tool.key)}-restore")
+    # A tool that writes through the page cache exits before its files are on the disk; the
+    # `sync` that follows shows how long they still took to get there.
+    t0 = time.monotonic()
     sync()
+    m["to_disk"] = m["wall"] + (time.monotonic() - t0)
     if m["rc"] != 0:
         raise RuntimeError(f"{tool.key} restore failed (rc {m['rc']}), see {work / 'logs'}")
     if verify:
@@ -669,15 +673,18 @@ def rounds(tools, args, work, results, with_nochange=True, floors=False):
 def best(results):
     """{tool: {phase: best measurement}}: lowest wall, CPU and RSS over rounds (each taken
     on its own); sizes from the first round."""
+    keys = ("wall", "cpu", "user", "sys", "rss_mib", "to_disk")
     out = {}
     for m in results["runs"]:
         cur = out.setdefault(m["tool"], {}).get(m["phase"])
         if cur is None:
             out[m["tool"]][m["phase"]] = dict(m, rounds=1, **{
-                k + "_max": m[k] for k in ("wall", "cpu", "user", "sys", "rss_mib")})
+                k + "_max": m[k] for k in keys if k in m})
             continue
-        for k in ("wall", "cpu", "user", "sys", "rss_mib"):
-            cur[k] = min(cur[k], m[k])
+        for k in keys:
+            if k not in m:
+                continue
+            cur[k] = min(cur.get(k, m[k]), m[k])
             cur[k + "_max"] = max(cur.get(k + "_max", cur[k]), m[k])
         cur["rounds"] += 1
         for k in ("verified",):
@@ -765,6 +772,15 @@ def peers_report(results):
       "differ by their logical content): " + ", ".join(
         f"{t} {'equal' if b[t].get('restore', {}).get('verified') else 'NOT EQUAL'}"
         for t in tools))
+    to_disk = {t: b[t].get("restore", {}).get("to_disk") for t in tools}
+    if any(v is not None for v in to_disk.values()):
+        peer_vals = [to_disk[p] for p in peers if to_disk[p] is not None]
+        r = ratio(to_disk.get("arca"), min(peer_vals)) if peer_vals else "–"
+        w("")
+        w("Restore until its files are on the disk (wall time to exit plus the `sync` after it; "
+          "a tool that writes through the page cache exits before its files are written): "
+          + ", ".join(f"{t} {fmt_s(to_disk[t])}" for t in tools if to_disk[t] is not None)
+          + f"; arca / best peer {r}.")
     notes = sorted({f"{m['tool']}: {n}" for m in results["runs"]
                     for n in m.get("verify_notes", []) + m.get("source_changes", [])})
     if notes:
