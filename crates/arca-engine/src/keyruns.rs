@@ -226,29 +226,26 @@ fn merge(dir: &Path, a: Run, b: Run) -> Result<Run> {
     let (mut ra, mut rb) = (RunReader::new(&a), RunReader::new(&b));
     let (mut x, mut y) = (ra.next()?, rb.next()?);
     loop {
-        match (x, y) {
-            (Some(p), Some(q)) if p < q => {
-                w.push(p)?;
-                x = ra.next()?;
-            }
+        // The smaller head goes first; a key in both goes once.
+        let k = match (x, y) {
             (Some(p), Some(q)) if q < p => {
-                w.push(q)?;
                 y = rb.next()?;
+                q
             }
-            (Some(p), Some(_)) => {
-                w.push(p)?;
-                (x, y) = (ra.next()?, rb.next()?);
-            }
-            (Some(p), None) => {
-                w.push(p)?;
+            (Some(p), q) => {
                 x = ra.next()?;
+                if q == Some(p) {
+                    y = rb.next()?;
+                }
+                p
             }
             (None, Some(q)) => {
-                w.push(q)?;
                 y = rb.next()?;
+                q
             }
             (None, None) => break,
-        }
+        };
+        w.push(k)?;
     }
     w.finish()
 }

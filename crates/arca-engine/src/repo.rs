@@ -287,10 +287,20 @@ impl Repository {
 
     pub(crate) fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
         let path = format!("{INDEX}/{}", id.to_hex());
+        self.open_index_file(&path, id, self.read_named(&path, id))
+    }
+
+    /// Opens index file `id` from `first`, a read of it already made; damage found in it (or
+    /// in the opening) is read again, as [`reread_on_damage`] does.
+    fn open_index_file(&self, path: &str, id: &Id, first: Result<Vec<u8>>) -> Result<IndexFile> {
+        let mut first = Some(first);
         reread_on_damage(|| {
-            let bytes = self.read_named(&path, id)?;
+            let bytes = match first.take() {
+                Some(read) => read?,
+                None => self.read_named(path, id)?,
+            };
             open_object_owned(&self.keys, ObjectKind::Index, bytes)
-                .map_err(|e| EngineError::damaged(&path, e))
+                .map_err(|e| EngineError::damaged(path, e))
         })
     }
 
@@ -306,17 +316,9 @@ impl Repository {
         let bulk = Mutex::new(BulkLoad::new(&self.spill));
         self.fetch_all(&ids, |(id, _)| {
             let path = format!("{INDEX}/{}", id.to_hex());
-            let mut first = Some(self.read_named(&path, id));
+            let read = self.read_named(&path, id);
             let mut bulk = bulk.lock().unwrap_or_else(|p| p.into_inner());
-            let file = reread_on_damage(|| {
-                let bytes = match first.take() {
-                    Some(read) => read?,
-                    None => self.read_named(&path, id)?,
-                };
-                open_object_owned(&self.keys, ObjectKind::Index, bytes)
-                    .map_err(|e| EngineError::damaged(&path, e))
-            })?;
-            bulk.add_file(file)
+            bulk.add_file(self.open_index_file(&path, id, read)?)
         })?;
         bulk.into_inner()
             .unwrap_or_else(|p| p.into_inner())

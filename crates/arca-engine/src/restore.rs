@@ -117,7 +117,7 @@ pub fn restore(
         failed: &failed,
         stopped: false,
         found: (0, 0),
-        matched: 0,
+        matched: false,
         dirs: Vec::new(),
         report: RestoreReport::default(),
         root_user,
@@ -128,7 +128,7 @@ pub fn restore(
     // are never all held in memory at once (a snapshot of 28 k files made the peak grow by
     // about 9 MiB from 2 to 17 GiB).
     plan.walk(root, &opts.target, &mut Vec::new())?;
-    if !opts.includes.is_empty() && plan.matched == 0 {
+    if !opts.includes.is_empty() && !plan.matched {
         return Err(EngineError::NotFound(
             "nothing in this backup matches the --include paths; `arca ls` shows what it holds"
                 .into(),
@@ -248,8 +248,8 @@ struct Plan<'a> {
     stopped: bool,
     /// Files met (and handed on, when there is a sink), and their bytes.
     found: (u64, u64),
-    /// Entries the includes select, of any kind; counted on the walk that only counts.
-    matched: u64,
+    /// Whether the includes select any entry, of any kind; found on the walk that only counts.
+    matched: bool,
     dirs: Vec<(PathBuf, Node)>,
     report: RestoreReport,
     root_user: bool,
@@ -265,9 +265,7 @@ impl Plan<'_> {
             }
             inner.push(node.name.clone());
             let want = wanted(&self.includes, inner);
-            if counting && matches!(want, Want::All) {
-                self.matched += 1;
-            }
+            self.matched |= counting && matches!(want, Want::All);
             let path = dir.join(OsStr::from_bytes(&node.name));
             match (&node.content, want) {
                 (_, Want::No) => {}

@@ -11,15 +11,13 @@
 //!
 //! The newest ids sit in a small hash set, merged into one sorted vector (16 bytes per id) once
 //! they number 16 Ki (or the limit below, if lower) or an eighth of the vector, whichever is
-//! more. Past
-//! [`Spill::max_entries`] ids (the limit the master index has in memory), the vector goes to
-//! this device's disk as a sorted run (`keyruns.rs`), with a Bloom filter and each 4 KiB page's
+//! more. Past [`Spill::max_entries`] ids (the limit the master index has in memory), the
+//! vector goes to this device's disk as a sorted run (`keyruns.rs`), with a Bloom filter and each 4 KiB page's
 //! first id kept in memory: about 1.3 bytes per id in memory instead of 16. Held whole, the
 //! vector made a day-0 backup's peak grow by about twice its size (it is reallocated as it
 //! grows): 2.4 MB of heap at 8.5 GiB, about 4.7 MB at 17 GiB.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use arca_format::id::Id;
 
@@ -40,7 +38,7 @@ pub(crate) struct Sent {
     memory_max: usize,
 }
 
-pub(crate) fn key(id: &Id) -> u128 {
+fn key(id: &Id) -> u128 {
     u128::from_le_bytes(id.0[..16].try_into().expect("16 bytes"))
 }
 
@@ -51,7 +49,7 @@ impl Sent {
         Sent {
             recent: HashSet::new(),
             sorted: Vec::new(),
-            disk: KeyRuns::new(PathBuf::from(&spill.dir)),
+            disk: KeyRuns::new(spill.dir.clone()),
             memory_max: spill.max_entries.max(1),
         }
     }
@@ -94,6 +92,12 @@ impl Sent {
     fn merge(&mut self) {
         let mut recent: Vec<u128> = self.recent.drain().collect();
         recent.sort_unstable();
+        if self.sorted.is_empty() {
+            // The first merge, and every one after the vector went to disk (with the default
+            // limit, each): nothing to merge with.
+            self.sorted = recent;
+            return;
+        }
         let old = self.sorted.len();
         self.sorted.reserve_exact(recent.len());
         self.sorted.resize(old + recent.len(), 0);
