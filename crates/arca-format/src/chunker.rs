@@ -94,23 +94,94 @@ impl Cdc {
         }
         let end = n.min(self.max);
         let normal = self.avg.min(end);
-        let mut h: u64 = 0;
-        let mut i = self.min;
-        while i < normal {
-            h = (h << 1).wrapping_add(self.gear[buf[i] as usize]);
-            if h & self.mask_small == 0 {
-                return i + 1;
-            }
-            i += 1;
+        let (h, found) = self.scan(buf, self.min, normal, 0, self.mask_small);
+        if let Some(at) = found {
+            return at;
         }
-        while i < end {
-            h = (h << 1).wrapping_add(self.gear[buf[i] as usize]);
-            if h & self.mask_large == 0 {
-                return i + 1;
-            }
-            i += 1;
+        match self.scan(buf, normal, end, h, self.mask_large).1 {
+            Some(at) => at,
+            None => end,
         }
-        end
+    }
+
+    /// Rolls the gear hash over `buf[from..to]` starting from `h`: the first position `i` where
+    /// the hash has no bit of `mask` set gives `Some(i + 1)`; else the hash at `to`.
+    ///
+    /// The hash at a position depends only on the 64 bytes before it (each step shifts one bit
+    /// out), so a long stretch is rolled as two halves at once, the second half's hash started
+    /// 64 bytes early: two independent chains of shift-and-add keep the core busy where one
+    /// waits on itself. A hit in the second half counts only if the first has none. Cuts where
+    /// the per-byte loop cuts (tested against it); BENCHMARKS.md, "Session 10: a faster chunker".
+    #[inline]
+    fn scan(&self, buf: &[u8], from: usize, to: usize, h: u64, mask: u64) -> (u64, Option<usize>) {
+        const LANE: usize = 16;
+        let half = (to - from) / 2 / LANE * LANE;
+        if half < 1024 {
+            return self.scan_one(buf, from, to, h, mask);
+        }
+        let mid = from + half;
+        let gear = &*self.gear;
+        let (mut ha, mut hb) = (h, 0u64);
+        for &b in &buf[mid - 64..mid] {
+            hb = (hb << 1).wrapping_add(gear[b as usize]);
+        }
+        let first = buf[from..mid].chunks_exact(LANE);
+        let second = buf[mid..mid + half].chunks_exact(LANE);
+        let mut at = 0;
+        for (ra, rb) in first.zip(second) {
+            for (k, &b) in ra.iter().enumerate() {
+                ha = (ha << 1).wrapping_add(gear[b as usize]);
+                if ha & mask == 0 {
+                    return (ha, Some(from + at + k + 1));
+                }
+            }
+            for (k, &b) in rb.iter().enumerate() {
+                hb = (hb << 1).wrapping_add(gear[b as usize]);
+                if hb & mask == 0 {
+                    // The rest of the first half may still hold an earlier cut.
+                    let start = from + at + LANE;
+                    return match self.scan_one(buf, start, mid, ha, mask) {
+                        (h, Some(cut)) => (h, Some(cut)),
+                        (_, None) => (hb, Some(mid + at + k + 1)),
+                    };
+                }
+            }
+            at += LANE;
+        }
+        self.scan_one(buf, mid + half, to, hb, mask)
+    }
+
+    /// [`Cdc::scan`] on one chain, sixteen bytes a round: the per-byte loop spent much of its
+    /// time on its counter and bounds.
+    #[inline]
+    fn scan_one(
+        &self,
+        buf: &[u8],
+        from: usize,
+        to: usize,
+        mut h: u64,
+        mask: u64,
+    ) -> (u64, Option<usize>) {
+        let gear = &*self.gear;
+        let mut rounds = buf[from..to].chunks_exact(16);
+        let mut at = from;
+        for round in &mut rounds {
+            for (k, &b) in round.iter().enumerate() {
+                h = (h << 1).wrapping_add(gear[b as usize]);
+                if h & mask == 0 {
+                    return (h, Some(at + k + 1));
+                }
+            }
+            at += 16;
+        }
+        for &b in rounds.remainder() {
+            h = (h << 1).wrapping_add(gear[b as usize]);
+            if h & mask == 0 {
+                return (h, Some(at + 1));
+            }
+            at += 1;
+        }
+        (h, None)
     }
 }
 
@@ -160,6 +231,33 @@ mod tests {
         out
     }
 
+    /// The per-byte loop `Cdc::cut` must agree with: one byte, one test.
+    fn cut_reference(cdc: &Cdc, buf: &[u8]) -> usize {
+        let n = buf.len();
+        if n <= cdc.min {
+            return n;
+        }
+        let end = n.min(cdc.max);
+        let normal = cdc.avg.min(end);
+        let mut h: u64 = 0;
+        let mut i = cdc.min;
+        while i < normal {
+            h = (h << 1).wrapping_add(cdc.gear[buf[i] as usize]);
+            if h & cdc.mask_small == 0 {
+                return i + 1;
+            }
+            i += 1;
+        }
+        while i < end {
+            h = (h << 1).wrapping_add(cdc.gear[buf[i] as usize]);
+            if h & cdc.mask_large == 0 {
+                return i + 1;
+            }
+            i += 1;
+        }
+        end
+    }
+
     fn small() -> ChunkerParams {
         ChunkerParams {
             min: 2048,
@@ -207,6 +305,86 @@ mod tests {
         let sa: std::collections::HashSet<_> = a.iter().collect();
         let shared = b.iter().filter(|p| sa.contains(p)).count();
         assert!(shared * 5 < a.len(), "{shared} shared of {}", a.len());
+    }
+
+    #[test]
+    fn cuts_where_the_per_byte_loop_cuts() {
+        // Small parameters so that both masks fire often, lengths around every edge.
+        for (seed, p) in [
+            (1u64, small()),
+            (
+                2,
+                ChunkerParams {
+                    min: 64,
+                    avg: 128,
+                    max: 1024,
+                },
+            ),
+        ] {
+            let cdc = Cdc::new(&[seed as u8; 32], p);
+            let d = data(1 << 20, seed);
+            let (mut pos, mut cuts) = (0, 0);
+            while pos < d.len() {
+                let n = cdc.cut(&d[pos..]);
+                assert_eq!(n, cut_reference(&cdc, &d[pos..]), "at {pos}");
+                pos += n;
+                cuts += 1;
+            }
+            assert!(cuts > 30, "{cuts} cuts");
+            for len in (0..p.max as usize + 20).step_by(7) {
+                assert_eq!(
+                    cdc.cut(&d[..len]),
+                    cut_reference(&cdc, &d[..len]),
+                    "len {len}"
+                );
+            }
+        }
+    }
+
+    /// `cargo test --release -p arca-format chunker::tests::speed -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn speed() {
+        let cdc = Cdc::new(&[5; 32], ChunkerParams::default());
+        let d = data(256 << 20, 3);
+        for _ in 0..3 {
+            for (name, f) in [
+                ("unrolled", Cdc::cut as fn(&Cdc, &[u8]) -> usize),
+                ("per byte", cut_reference),
+            ] {
+                let t = std::time::Instant::now();
+                let (mut pos, mut cuts) = (0, 0);
+                while pos < d.len() {
+                    pos += f(&cdc, &d[pos..]);
+                    cuts += 1;
+                }
+                let s = t.elapsed().as_secs_f64();
+                println!("{name}: {:.0} MiB/s, {cuts} cuts", 256.0 / s);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cuts_where_the_per_byte_loop_cuts_on_any_bytes(
+            d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40_000),
+            key in proptest::prelude::any::<u8>(),
+        ) {
+            // The first with stretches too short to be rolled as two halves, the second with
+            // long ones, where a cut in the second half must wait for the first.
+            for p in [
+                ChunkerParams { min: 64, avg: 256, max: 2048 },
+                ChunkerParams { min: 256, avg: 4096, max: 16384 },
+            ] {
+                let cdc = Cdc::new(&[key; 32], p);
+                let mut pos = 0;
+                while pos < d.len() {
+                    let n = cdc.cut(&d[pos..]);
+                    proptest::prop_assert_eq!(n, cut_reference(&cdc, &d[pos..]));
+                    pos += n;
+                }
+            }
+        }
     }
 
     #[test]
