@@ -8,6 +8,9 @@ Subcommands
   sqlite-churn  change about a given fraction of a SQLite file's pages and report
                 how many pages actually changed
   mixed         a mixed folder: source tree, documents, large binaries, one db
+  files         many small files: a chat app's thumbnails, stickers, avatars and
+                JSON caches (for the scaling run by file count)
+  files-day     one day of use of a `files` folder: new, rewritten and deleted files
 
 Everything is derived from --seed (and the day number for `day`) through
 string-seeded random.Random instances, so the same command with the same
@@ -1310,6 +1313,128 @@ def cmd_mixed(a):
 
 
 # --------------------------------------------------------------------------- #
+# many small files
+
+# (share of files, median bytes, lognormal sigma, min, max, header) per kind of small file.
+SMALL_KINDS = {
+    "thumbs": (0.50, 4_000, 0.6, 500, 32_000, b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"),
+    "stickers": (0.15, 16_000, 0.5, 2_000, 100_000, b"RIFF\x00\x00\x00\x00WEBPVP8 "),
+    "avatars": (0.15, 3_000, 0.4, 800, 12_000, b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"),
+    "cache": (0.20, 800, 0.8, 100, 16_000, None),
+}
+SMALL_FANOUT = 256            # sub-folders per kind: 1 M files give about 1,000 per folder
+
+
+def small_kind(i, seed):
+    r = sub_rng(seed, "small-kind", i).random()
+    for kind, spec in SMALL_KINDS.items():
+        r -= spec[0]
+        if r < 0:
+            return kind
+    return "cache"
+
+
+def small_path(out, kind, i):
+    sub = "%02x" % (hashlib.blake2b(b"%d" % i, digest_size=1).digest()[0] % SMALL_FANOUT)
+    ext = {"thumbs": "jpg", "stickers": "webp", "avatars": "jpg", "cache": "json"}[kind]
+    stem = {"thumbs": "thumb", "stickers": "sticker", "avatars": "avatar", "cache": "cache"}[kind]
+    return os.path.join(out, kind, sub, "%s-%08d.%s" % (stem, i, ext))
+
+
+def write_small(path, kind, rng, tg, version=0):
+    _share, median, sigma, lo, hi, head = SMALL_KINDS[kind]
+    size = lognorm_size(rng, median, sigma, lo, hi)
+    if head is None:
+        words = tg.words_k(rng, max(4, size // 7))
+        data = json.dumps({"v": version, "id": rng.getrandbits(48),
+                           "text": " ".join(w.decode() if isinstance(w, bytes) else w
+                                            for w in words)}).encode()[:size]
+    else:
+        data = head + rng.randbytes(max(0, size - len(head)))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return len(data)
+
+
+def small_mtime(seed, i, day=0):
+    return END_TS + day * DAY_S - sub_rng(seed, "small-mtime", i, day).randrange(HISTORY_DAYS * DAY_S)
+
+
+def cmd_files(a):
+    t0 = time.time()
+    if a.count <= 0:
+        raise SystemExit("--count must be > 0")
+    out = a.out
+    prepare_out(out, a.force)
+    tg = TextGen(a.seed)
+    for kind in SMALL_KINDS:
+        for j in range(SMALL_FANOUT):
+            os.makedirs(os.path.join(out, kind, "%02x" % j))
+    rng = sub_rng(a.seed, "small-bytes")
+    stats = {}
+    for i in range(a.count):
+        kind = small_kind(i, a.seed)
+        path = small_path(out, kind, i)
+        n = write_small(path, kind, rng, tg)
+        ts = small_mtime(a.seed, i)
+        os.utime(path, (ts, ts))
+        st = stats.setdefault(kind, {"files": 0, "bytes": 0})
+        st["files"] += 1
+        st["bytes"] += n
+    files, total = dir_bytes(out)
+    info = {"kind": "files", "corpus_version": CORPUS_VERSION, "seed": a.seed,
+            "count": a.count, "files": files, "total_bytes": total, "sections": stats,
+            "next": a.count}
+    write_json(os.path.join(out, ".corpus.json"), info)
+    info["seconds"] = round(time.time() - t0, 2)
+    print(json.dumps(info, indent=2, sort_keys=True))
+
+
+def cmd_files_day(a):
+    """About 1% of the files drawn: half deleted, the JSON caches among the rest rewritten;
+    then 1% new files."""
+    t0 = time.time()
+    info = load_info(a.dir)
+    if info.get("kind") != "files":
+        raise SystemExit(f"{a.dir} was not made by `corpus.py files`")
+    seed, count, nxt = info["seed"], info["count"], info["next"]
+    tg = TextGen(seed)
+    rng = sub_rng(seed, "small-day", a.day)
+    existing = sorted(i for i in rng.sample(range(nxt), min(nxt, count // 100 + 1)))
+    deleted = rewritten = 0
+    for k, i in enumerate(existing):
+        kind = small_kind(i, seed)
+        path = small_path(a.dir, kind, i)
+        if not os.path.exists(path):
+            continue
+        if k % 2 == 0:
+            os.remove(path)
+            deleted += 1
+        elif kind == "cache":
+            write_small(path, kind, rng, tg, version=a.day)
+            ts = small_mtime(seed, i, a.day)
+            os.utime(path, (ts, ts))
+            rewritten += 1
+    added = count // 100 + 1
+    for i in range(nxt, nxt + added):
+        kind = small_kind(i, seed)
+        path = small_path(a.dir, kind, i)
+        write_small(path, kind, rng, tg)
+        ts = END_TS + a.day * DAY_S
+        os.utime(path, (ts, ts))
+    info["next"] = nxt + added
+    files, total = dir_bytes(a.dir)
+    info["files"], info["total_bytes"] = files, total
+    write_json(os.path.join(a.dir, ".corpus.json"), info)
+    out = {"day": a.day, "added": added, "deleted": deleted, "rewritten": rewritten,
+           "files": files, "total_bytes": total, "seconds": round(time.time() - t0, 2)}
+    print(json.dumps(out, indent=2, sort_keys=True))
+
+
+# --------------------------------------------------------------------------- #
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="corpus.py", description=__doc__,
@@ -1344,6 +1469,18 @@ def main(argv=None):
     m.add_argument("--seed", type=int, default=1)
     m.add_argument("--force", action="store_true", help="replace a non-empty --out")
     m.set_defaults(fn=cmd_mixed)
+
+    f = sp.add_parser("files", help="generate --count small files (thumbnails, caches)")
+    f.add_argument("--out", required=True)
+    f.add_argument("--count", type=int, required=True)
+    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    f.set_defaults(fn=cmd_files)
+
+    fd = sp.add_parser("files-day", help="apply one day of use to a `files` folder")
+    fd.add_argument("--dir", required=True)
+    fd.add_argument("--day", type=int, required=True)
+    fd.set_defaults(fn=cmd_files_day)
 
     a = ap.parse_args(argv)
     a.fn(a)

@@ -8,12 +8,14 @@ Subcommands
            no-change backup, day-1 backup, full restore; plus the machine's floor (reading the
            corpus; cutting, hashing and sealing it with arca's primitives)
   chunks   arca alone with several chunk and pack sizes (ARCA_CHUNKER, ARCA_PACK_SIZE)
-  scaling  arca alone at several corpus scales: time and peak memory as the data grows
+  scaling  arca alone at several corpus scales, or numbers of small files (--files): time and
+           peak memory as the data grows
   report   rebuild report.md from a results.json
 
     python3 bench/run.py peers   --scale 0.25 --out bench/out/peers-0.25
     python3 bench/run.py chunks  --scale 0.25 --out bench/out/chunks-0.25
     python3 bench/run.py scaling --scales 0.25,1,4 --out bench/out/scaling
+    python3 bench/run.py scaling --files 100000,300000,1000000 --out bench/out/files
 
 Every run writes OUT/results.json (every measurement of every round) and OUT/report.md (the
 tables). Corpora, repositories and restores live under --work (default /tmp/arca-bench), which is
@@ -143,6 +145,18 @@ def corpus_generate(corpus, scale, seed):
     p = run([sys.executable, CORPUS_PY, "generate", "--out", corpus, "--scale", str(scale),
              "--seed", str(seed), "--force"])
     _deleted_at[0] = time.monotonic()  # --force deleted the previous corpus
+    return json.loads(p.stdout)
+
+
+def files_generate(corpus, count, seed):
+    p = run([sys.executable, CORPUS_PY, "files", "--out", corpus, "--count", str(count),
+             "--seed", str(seed), "--force"])
+    _deleted_at[0] = time.monotonic()
+    return json.loads(p.stdout)
+
+
+def files_day(corpus, day):
+    p = run([sys.executable, CORPUS_PY, "files-day", "--dir", corpus, "--day", str(day)])
     return json.loads(p.stdout)
 
 
@@ -914,7 +928,7 @@ def chunks_report(results):
 
 
 def scaling_report(results):
-    lines = ["| scale | corpus | files | day-0 wall | day-0 RSS | no-change wall | no-change RSS | "
+    lines = ["| scale or files | corpus | files | day-0 wall | day-0 RSS | no-change wall | no-change RSS | "
              "day-1 wall | day-1 RSS | restore wall | restore RSS |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     b = best(results)
@@ -1031,21 +1045,33 @@ def cmd_scaling(args):
     results["versions"] = {"arca": arca_version}
     results["scales"] = []
     corpus = work / "corpus"
-    for scale in [float(s) for s in args.scales.split(",")]:
-        log(f"scale {scale}: generating corpus")
-        c = corpus_generate(corpus, scale, args.seed)
-        results["scales"].append({"scale": scale, "total_bytes": c["total_bytes"],
-                                  "files": c["media_files"] + 2})
+    if args.files:
+        sizes = [("files", int(float(n))) for n in args.files.split(",")]
+    else:
+        sizes = [("scale", float(s)) for s in args.scales.split(",")]
+    for unit, size in sizes:
+        def generate():
+            if unit == "files":
+                return files_generate(corpus, size, args.seed)
+            return corpus_generate(corpus, size, args.seed)
+        log(f"{unit} {size}: generating corpus")
+        c = generate()
+        results["scales"].append({"scale": size, "unit": unit, "total_bytes": c["total_bytes"],
+                                  "files": c["files"] if unit == "files"
+                                  else c["media_files"] + 2})
         t = Arca(exe, work / "arca")
-        t.key = f"arca@{scale}"
+        t.key = f"arca@{size}"
         for rnd in range(1, args.rounds + 1):
             if rnd > 1:
-                corpus_generate(corpus, scale, args.seed)
+                generate()
             read_corpus(corpus)
             setup(t, work, rnd)
             phase(t, corpus, "day0", "day0", work, results, rnd)
             phase(t, corpus, "nochange", "nochange", work, results, rnd)
-            corpus_day(corpus, 1)
+            if unit == "files":
+                files_day(corpus, 1)
+            else:
+                corpus_day(corpus, 1)
             phase(t, corpus, "day1", "day1", work, results, rnd)
             restore_phase(t, corpus, work, results, rnd)
             shutil.rmtree(t.base, ignore_errors=True)
@@ -1115,6 +1141,9 @@ def main(argv=None):
     p.add_argument("--scales", default="0.25,1,4",
                    help="corpus scales (scale 1 is ~2.1 GiB; every scale needs about 3x its "
                         "corpus in free space: corpus, repository, restore)")
+    p.add_argument("--files",
+                   help="instead of --scales: numbers of small files (corpus.py files), "
+                        "e.g. 100000,300000,1000000")
     p.set_defaults(func=cmd_scaling, rounds=1)
 
     p = sp.add_parser("report", help="print the report of a results.json")
