@@ -427,10 +427,19 @@ fn packer(
     }
 }
 
-/// Fills data and tree packs. Packs go straight to a temporary file when the repository is a
-/// local folder, so no pack is held whole in memory (the tree pack of a large backup, with the
-/// chunk lists of its databases, grows to the full pack size); otherwise both kinds are built in
-/// memory and uploaded whole.
+/// Most blobs in one pack. A pack's list of blobs stays in memory until the pack is sealed,
+/// and is copied a few times while its header is encoded and sealed: about 48 bytes a blob
+/// each time. Without a cap, a folder of tiny files (JSON caches of a hundred bytes) put some
+/// 67 k blobs in one 16 MiB pack: a backup of 200 k of them peaked at 50-54 MiB against 33 MiB
+/// for 50 k, and at 28-30 MiB with the cap (BENCHMARKS.md, "Memory across file counts"). The
+/// same number as an index file's, so that one pack never makes an index file larger than
+/// that; a pack of SQLite pages (about 7 k at 16 MiB) is not cut short.
+pub const PACK_MAX_BLOBS: usize = INDEX_MAX_BLOBS;
+
+/// Fills data and tree packs, each up to the pack size or [`PACK_MAX_BLOBS`] blobs. Packs go
+/// straight to a temporary file when the repository is a local folder, so no pack is held
+/// whole in memory (the tree pack of a large backup, with the chunk lists of its databases,
+/// grows to the full pack size); otherwise both kinds are built in memory and uploaded whole.
 fn pack_blobs(
     repo: &Repository,
     pack_size: usize,
@@ -470,7 +479,7 @@ fn pack_blobs(
                     None => StreamPack::new(folder.create()?)?,
                 };
                 sp.push(&b)?;
-                if sp.layout.len() >= pack_size as u64 {
+                if sp.layout.len() >= pack_size as u64 || sp.layout.blob_count() >= PACK_MAX_BLOBS {
                     send(sp.finish(repo.keys())?)?;
                 } else {
                     *open = Some(sp);
@@ -479,13 +488,13 @@ fn pack_blobs(
             (BlobKind::Data, None) => {
                 let pb = data.get_or_insert_with(|| PackBuilder::with_capacity(cap));
                 pb.push(b.id, b.kind, b.raw_len, &b.bytes);
-                if pb.len() >= pack_size {
+                if pb.len() >= pack_size || pb.blob_count() >= PACK_MAX_BLOBS {
                     ship(data.take().expect("a pack is open"))?;
                 }
             }
             (BlobKind::Tree, None) => {
                 trees.push(b.id, b.kind, b.raw_len, &b.bytes);
-                if trees.len() >= pack_size {
+                if trees.len() >= pack_size || trees.blob_count() >= PACK_MAX_BLOBS {
                     ship(std::mem::take(&mut trees))?;
                 }
             }

@@ -20,7 +20,7 @@ mod sent;
 mod spill;
 mod sqlite;
 
-pub use backup::{BackupOptions, BackupReport, backup, scan_totals};
+pub use backup::{BackupOptions, BackupReport, PACK_MAX_BLOBS, backup, scan_totals};
 pub use browse::{Entry, list};
 pub use check::{CheckOptions, CheckReport, check};
 pub use chunks::FileChunks;

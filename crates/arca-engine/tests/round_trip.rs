@@ -5,8 +5,8 @@ use std::path::Path;
 
 use arca_crypto::BackupKey;
 use arca_engine::{
-    BackupOptions, CheckOptions, Counters, Repository, RestoreOptions, Spill, backup, check,
-    restore,
+    BackupOptions, CheckOptions, Counters, PACK_MAX_BLOBS, Repository, RestoreOptions, Spill,
+    backup, check, restore,
 };
 use arca_format::blob::BlobKind;
 use arca_storage::Storage;
@@ -206,6 +206,51 @@ fn repeats_are_stored_once_when_the_stored_ids_are_on_disk() {
     )
     .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+/// A folder of more tiny files than one pack may hold blobs: the packs are cut at
+/// `PACK_MAX_BLOBS` although their bytes would fit in one, and everything comes back.
+#[test]
+fn packs_of_tiny_files_end_at_the_blob_limit() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let n = PACK_MAX_BLOBS + PACK_MAX_BLOBS / 2;
+    for d in 0..16 {
+        std::fs::create_dir_all(src.join(format!("{d:x}"))).unwrap();
+    }
+    for i in 0..n {
+        let body = format!("{{\"id\":{i},\"seen\":{}}}", i * 7919);
+        std::fs::write(src.join(format!("{:x}/c{i}.json", i % 16)), body).unwrap();
+    }
+    let storage = Storage::open(work.path().join("repo").to_str().unwrap()).unwrap();
+    let repo = Repository::init(storage, &BackupKey::generate()).unwrap();
+    let c = Counters::default();
+    let r = backup(&repo, &BackupOptions::new(vec![src.clone()]), &c).unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+    let index = repo.load_index().unwrap();
+    let mut per_pack = std::collections::HashMap::<u32, usize>::new();
+    let mut data = 0;
+    index
+        .for_each_blob(|_, l| {
+            if l.kind == BlobKind::Data {
+                *per_pack.entry(l.pack).or_default() += 1;
+                data += 1;
+            }
+        })
+        .unwrap();
+    assert_eq!(data, n, "one blob per file");
+    assert!(per_pack.len() >= 2, "{per_pack:?}");
+    assert!(
+        per_pack.values().all(|&k| k <= PACK_MAX_BLOBS),
+        "{per_pack:?}"
+    );
+
+    let target = work.path().join("restore");
+    let rep = restore_all(&repo, &index, &r.snapshot.tree, &target).unwrap();
+    assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(tree_bytes(&src), tree_bytes(&restored));
 }
 
 /// A restore whose writing threads fail (every data chunk sits in one damaged pack) while the
