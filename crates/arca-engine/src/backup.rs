@@ -27,6 +27,7 @@ use arca_format::blob::{BlobKind, SEAL_ROOM, Sealer};
 use arca_format::chunker::{sqlite_chunk_len, sqlite_page_size};
 use arca_format::id::Id;
 use arca_format::index::{IndexFile, IndexPack};
+use arca_format::magic::is_compressed_format;
 use arca_format::pack::{BlobEntry, PackBuilder, PackLayout};
 use arca_format::snapshot::{Snapshot, Summary};
 use arca_format::tree::{Content, Node, Tree};
@@ -103,6 +104,8 @@ struct Job {
     id: Id,
     kind: BlobKind,
     data: Vec<u8>,
+    /// A chunk of a file of a compressed format (`arca_format::magic`).
+    media: bool,
 }
 
 struct SealedBlob {
@@ -340,6 +343,7 @@ pub fn backup(
             started: time,
             buf: Vec::new(),
             copies: 0,
+            media: false,
         };
         let root = walker.save_roots(&paths);
         walker.job_tx = None;
@@ -400,7 +404,7 @@ fn seal_worker(
         }
         let raw_len = (job.data.len() - SEAL_ROOM) as u32;
         let mut bytes = job.data;
-        sealer.seal_in_place(repo.keys(), job.kind, &job.id, &mut bytes);
+        sealer.seal_in_place_from(repo.keys(), job.kind, &job.id, &mut bytes, job.media);
         let sealed = SealedBlob {
             id: job.id,
             kind: job.kind,
@@ -600,6 +604,8 @@ struct Walker<'a> {
     started: i64,
     buf: Vec<u8>,
     copies: u64,
+    /// The file being read is of a compressed format: its small chunks are stored untried.
+    media: bool,
 }
 
 fn node(name: &[u8], m: &Metadata, content: Content) -> Node {
@@ -684,6 +690,7 @@ impl Walker<'_> {
                 id,
                 kind,
                 data: buf,
+                media: self.media && kind == BlobKind::Data,
             };
             let sent = self.job_tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
             if !sent {
@@ -922,8 +929,12 @@ impl Walker<'_> {
                     .and_then(|_| self.read_fixed(&mut file, chunk)),
             }
         } else {
-            file.seek(SeekFrom::Start(0))
-                .and_then(|_| self.read_cdc(&mut file))
+            self.media = is_compressed_format(&head[..n]);
+            let read = file
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| self.read_cdc(&mut file));
+            self.media = false;
+            read
         };
         let (size, chunks) = match read {
             Ok(r) => r,

@@ -67,8 +67,11 @@ impl Sealer {
         }
     }
 
-    fn compressed(&mut self, data: &[u8]) -> Option<&[u8]> {
-        if data.len() < MIN_COMPRESS {
+    /// The zstd frame of `data` when it is shorter than `data`. `media`: the blob comes from a
+    /// file of a compressed format ([`crate::magic`]); one no larger than a sample is then
+    /// stored without a trial.
+    fn compressed(&mut self, data: &[u8], media: bool) -> Option<&[u8]> {
+        if data.len() < MIN_COMPRESS || (media && data.len() <= SAMPLE) {
             return None;
         }
         if data.len() > SAMPLE {
@@ -112,7 +115,7 @@ impl Sealer {
         let start = out.len();
         let key = key(keys, kind);
         let aad = aad(kind, id);
-        match self.compressed(plaintext) {
+        match self.compressed(plaintext, false) {
             Some(c) => key.seal_parts_into(&aad, &[&[ZSTD], c], out),
             None => key.seal_parts_into(&aad, &[&[STORED], plaintext], out),
         }
@@ -133,8 +136,22 @@ impl Sealer {
         id: &Id,
         buf: &mut Vec<u8>,
     ) {
+        self.seal_in_place_from(keys, kind, id, buf, false)
+    }
+
+    /// [`Sealer::seal_in_place`] for a blob of a file whose first bytes are of a compressed
+    /// format when `media` ([`crate::magic::is_compressed_format`]): a blob no larger than a
+    /// sample is then stored as it is, without trying zstd on it.
+    pub fn seal_in_place_from(
+        &mut self,
+        keys: &DerivedKeys,
+        kind: BlobKind,
+        id: &Id,
+        buf: &mut Vec<u8>,
+        media: bool,
+    ) {
         assert!(buf.len() >= SEAL_ROOM, "no room before the plaintext");
-        let flag = match self.compressed(&buf[SEAL_ROOM..]) {
+        let flag = match self.compressed(&buf[SEAL_ROOM..], media) {
             Some(c) => {
                 buf.truncate(SEAL_ROOM);
                 buf.extend_from_slice(c);
@@ -407,6 +424,33 @@ mod tests {
             open_blob(&k, BlobKind::Data, &id, &out, 3),
             Err(FormatError::IdMismatch)
         );
+    }
+
+    /// A small blob of a compressed format is stored without a trial even when it would
+    /// shrink; a larger one is still tried (on its sample first) and compressed.
+    #[test]
+    fn small_media_blobs_are_stored_without_a_trial() {
+        let k = keys();
+        for (len, media, compressed) in [
+            (4000, false, true),
+            (4000, true, false),
+            (SAMPLE, true, false),
+            (SAMPLE + 1, true, true),
+        ] {
+            let data: Vec<u8> = b"thumbnail ".iter().copied().cycle().take(len).collect();
+            let id = Id(k.blob_id(&data));
+            let mut buf = vec![0u8; SEAL_ROOM];
+            buf.extend_from_slice(&data);
+            Sealer::default().seal_in_place_from(&k, BlobKind::Data, &id, &mut buf, media);
+            let stored_len = SEAL_ROOM + len + arca_crypto::TAG_LEN;
+            assert_eq!(
+                buf.len() < stored_len,
+                compressed,
+                "{len} bytes, media {media}"
+            );
+            let p = open_blob_in_place(&k, BlobKind::Data, &id, &mut buf, len).unwrap();
+            assert_eq!(p.get(&buf), &data[..]);
+        }
     }
 
     proptest! {

@@ -7,6 +7,7 @@ pub mod chunker;
 pub mod config;
 pub mod id;
 pub mod index;
+pub mod magic;
 pub mod object;
 pub mod pack;
 pub mod snapshot;
