@@ -436,8 +436,8 @@ fn packer(
 /// each time. Without a cap, a folder of tiny files (JSON caches of a hundred bytes) put some
 /// 67 k blobs in one 16 MiB pack: a backup of 200 k of them peaked at 50-54 MiB against 33 MiB
 /// for 50 k, and at 28-30 MiB with the cap (BENCHMARKS.md, "Memory across file counts"). The
-/// same number as an index file's, so that one pack never makes an index file larger than
-/// that; a pack of SQLite pages (about 7 k at 16 MiB) is not cut short.
+/// same number as an index file's, so one index file holds under 16 Ki blobs; a pack of SQLite
+/// pages (about 7 k at 16 MiB) is not cut short unless its pages compress below 2 KiB.
 pub const PACK_MAX_BLOBS: usize = INDEX_MAX_BLOBS;
 
 /// Fills data and tree packs, each up to the pack size or [`PACK_MAX_BLOBS`] blobs. Packs go
