@@ -1347,8 +1347,7 @@ def write_small(path, kind, rng, tg, version=0):
     if head is None:
         words = tg.words_k(rng, max(4, size // 7))
         data = json.dumps({"v": version, "id": rng.getrandbits(48),
-                           "text": " ".join(w.decode() if isinstance(w, bytes) else w
-                                            for w in words)}).encode()[:size]
+                           "text": " ".join(words)}).encode()[:size]
     else:
         data = head + rng.randbytes(max(0, size - len(head)))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -1403,7 +1402,7 @@ def cmd_files_day(a):
     seed, count, nxt = info["seed"], info["count"], info["next"]
     tg = TextGen(seed)
     rng = sub_rng(seed, "small-day", a.day)
-    existing = sorted(i for i in rng.sample(range(nxt), min(nxt, count // 100 + 1)))
+    existing = sorted(rng.sample(range(nxt), min(nxt, count // 100 + 1)))
     deleted = rewritten = 0
     for k, i in enumerate(existing):
         kind = small_kind(i, seed)
@@ -1436,17 +1435,23 @@ def cmd_files_day(a):
 
 # --------------------------------------------------------------------------- #
 
+def generator(sp, name, help_text, fn):
+    """A subcommand that writes a new folder: --out, --seed and --force."""
+    p = sp.add_parser(name, help=help_text)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.set_defaults(fn=fn)
+    return p
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="corpus.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sp = ap.add_subparsers(dest="cmd", required=True)
 
-    g = sp.add_parser("generate", help="generate a chat-app data folder")
-    g.add_argument("--out", required=True)
+    g = generator(sp, "generate", "generate a chat-app data folder", cmd_generate)
     g.add_argument("--scale", type=float, default=1.0)
-    g.add_argument("--seed", type=int, default=1)
-    g.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    g.set_defaults(fn=cmd_generate)
 
     d = sp.add_parser("day", help="apply one day of use to a generated folder")
     d.add_argument("--dir", required=True)
@@ -1463,19 +1468,11 @@ def main(argv=None):
     c.add_argument("--column", default=None, help="default: text, else first text column")
     c.set_defaults(fn=cmd_sqlite_churn)
 
-    m = sp.add_parser("mixed", help="generate a mixed folder of about --size-mb MB")
-    m.add_argument("--out", required=True)
+    m = generator(sp, "mixed", "generate a mixed folder of about --size-mb MB", cmd_mixed)
     m.add_argument("--size-mb", type=float, required=True)
-    m.add_argument("--seed", type=int, default=1)
-    m.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    m.set_defaults(fn=cmd_mixed)
 
-    f = sp.add_parser("files", help="generate --count small files (thumbnails, caches)")
-    f.add_argument("--out", required=True)
+    f = generator(sp, "files", "generate --count small files (thumbnails, caches)", cmd_files)
     f.add_argument("--count", type=int, required=True)
-    f.add_argument("--seed", type=int, default=1)
-    f.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    f.set_defaults(fn=cmd_files)
 
     fd = sp.add_parser("files-day", help="apply one day of use to a `files` folder")
     fd.add_argument("--dir", required=True)

@@ -141,28 +141,32 @@ def read_corpus(corpus, log_to=None):
                    log_to=log_to)
 
 
-def corpus_generate(corpus, scale, seed):
-    p = run([sys.executable, CORPUS_PY, "generate", "--out", corpus, "--scale", str(scale),
-             "--seed", str(seed), "--force"])
+def corpus_py(*args):
+    """Runs bench/corpus.py and returns what it printed (JSON)."""
+    return json.loads(run([sys.executable, CORPUS_PY, *map(str, args)]).stdout)
+
+
+def generate(kind, corpus, seed, *size):
+    """A new corpus of `kind` (`generate` or `files`) in place of the old one."""
+    info = corpus_py(kind, "--out", corpus, *size, "--seed", seed, "--force")
     _deleted_at[0] = time.monotonic()  # --force deleted the previous corpus
-    return json.loads(p.stdout)
+    return info
+
+
+def corpus_generate(corpus, scale, seed):
+    return generate("generate", corpus, seed, "--scale", scale)
 
 
 def files_generate(corpus, count, seed):
-    p = run([sys.executable, CORPUS_PY, "files", "--out", corpus, "--count", str(count),
-             "--seed", str(seed), "--force"])
-    _deleted_at[0] = time.monotonic()
-    return json.loads(p.stdout)
+    return generate("files", corpus, seed, "--count", count)
 
 
 def files_day(corpus, day):
-    p = run([sys.executable, CORPUS_PY, "files-day", "--dir", corpus, "--day", str(day)])
-    return json.loads(p.stdout)
+    return corpus_py("files-day", "--dir", corpus, "--day", day)
 
 
 def corpus_day(corpus, day):
-    p = run([sys.executable, CORPUS_PY, "day", "--dir", corpus, "--day", str(day)])
-    return json.loads(p.stdout)
+    return corpus_py("day", "--dir", corpus, "--day", day)
 
 
 SIDECARS = ("-wal", "-shm", "-journal")
