@@ -212,8 +212,16 @@ fn repeats_are_stored_once_when_the_stored_ids_are_on_disk() {
 /// `PACK_MAX_BLOBS` although their bytes would fit in one, and everything comes back.
 #[test]
 fn packs_of_tiny_files_end_at_the_blob_limit() {
+    // A local folder (packs streamed to files) and memory (packs built whole, as for a cloud).
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
+    let local = work.path().join("repo");
+    for url in [local.to_str().unwrap(), "memory://"] {
+        tiny_files_round_trip(work.path(), url);
+    }
+}
+
+fn tiny_files_round_trip(work: &Path, url: &str) {
+    let src = work.join("src");
     let n = PACK_MAX_BLOBS + PACK_MAX_BLOBS / 2;
     for d in 0..16 {
         std::fs::create_dir_all(src.join(format!("{d:x}"))).unwrap();
@@ -222,7 +230,7 @@ fn packs_of_tiny_files_end_at_the_blob_limit() {
         let body = format!("{{\"id\":{i},\"seen\":{}}}", i * 7919);
         std::fs::write(src.join(format!("{:x}/c{i}.json", i % 16)), body).unwrap();
     }
-    let storage = Storage::open(work.path().join("repo").to_str().unwrap()).unwrap();
+    let storage = Storage::open(url).unwrap();
     let repo = Repository::init(storage, &BackupKey::generate()).unwrap();
     let c = Counters::default();
     let r = backup(&repo, &BackupOptions::new(vec![src.clone()]), &c).unwrap();
@@ -246,7 +254,7 @@ fn packs_of_tiny_files_end_at_the_blob_limit() {
         "{per_pack:?}"
     );
 
-    let target = work.path().join("restore");
+    let target = work.join(format!("restore-{}", url.len()));
     let rep = restore_all(&repo, &index, &r.snapshot.tree, &target).unwrap();
     assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
     let restored = target.join(src.strip_prefix("/").unwrap());
