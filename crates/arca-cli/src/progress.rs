@@ -30,6 +30,12 @@ impl Progress {
         }
     }
 
+    /// Whether a bar is drawn: work done only to feed it (counting the files to back up
+    /// first) is skipped when no one sees it (`--json`, `--quiet`, not a terminal).
+    pub fn shown(&self) -> bool {
+        self.thread.is_some()
+    }
+
     pub fn finish(mut self) {
         self.stop.store(true, Relaxed);
         if let Some(t) = self.thread.take() {

@@ -13,11 +13,10 @@
 //! packs, and indexed packs are reused by the next run instead of uploaded again.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::OsString;
-use std::fs::{File, Metadata};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -42,6 +41,7 @@ use crate::progress::Counters;
 use crate::repo::{Repository, pack_path};
 use crate::sent::Sent;
 use crate::sqlite::{SIDECARS, consistent_copy, read_lock};
+use crate::stat::{Stat, lstat_at, open_at};
 use crate::{EngineError, Result};
 
 /// How to run a backup.
@@ -608,15 +608,34 @@ struct Walker<'a> {
     media: bool,
 }
 
-fn node(name: &[u8], m: &Metadata, content: Content) -> Node {
+fn node(name: &[u8], m: &Stat, content: Content) -> Node {
     Node {
         name: name.to_vec(),
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        mtime: m.mtime(),
-        mtime_nsec: m.mtime_nsec() as u32,
+        mode: m.mode,
+        uid: m.uid,
+        gid: m.gid,
+        mtime: m.mtime,
+        mtime_nsec: m.mtime_nsec as u32,
         content,
+    }
+}
+
+/// Where a file was found: in the listing of its open directory (`dir`, its `name` there, and
+/// whether that listing holds its `-wal` sidecar), or by its path (no `dir`).
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    dir: Option<&'a File>,
+    name: &'a OsStr,
+    wal_listed: Option<bool>,
+}
+
+impl<'a> Found<'a> {
+    fn by_path(path: &'a Path) -> Self {
+        Found {
+            dir: None,
+            name: path.file_name().unwrap_or_default(),
+            wal_listed: None,
+        }
     }
 }
 
@@ -724,7 +743,7 @@ impl Walker<'_> {
                 continue;
             };
             let meta = match std::fs::symlink_metadata(p) {
-                Ok(m) => m,
+                Ok(m) => Stat::from(&m),
                 Err(e) => {
                     self.warn(not_read(p, &e));
                     continue;
@@ -756,8 +775,9 @@ impl Walker<'_> {
                 Virtual::Dir(ch) => {
                     let sub = path.join(std::ffi::OsStr::from_bytes(&name));
                     let id = self.save_virtual(&sub, ch)?;
-                    let meta =
-                        std::fs::symlink_metadata(&sub).map_err(|e| EngineError::io(&sub, e))?;
+                    let meta = std::fs::symlink_metadata(&sub)
+                        .map(|m| Stat::from(&m))
+                        .map_err(|e| EngineError::io(&sub, e))?;
                     tree.nodes
                         .push(node(&name, &meta, Content::Dir { tree: id }));
                 }
@@ -766,20 +786,19 @@ impl Walker<'_> {
         self.store_tree(tree)
     }
 
-    fn save_path(&mut self, path: &Path, name: &[u8], meta: &Metadata) -> Result<Option<Node>> {
+    fn save_path(&mut self, path: &Path, name: &[u8], meta: &Stat) -> Result<Option<Node>> {
         self.check_failed()?;
-        let ft = meta.file_type();
-        let content = if ft.is_dir() {
+        let content = if meta.is_dir() {
             self.summary.dirs += 1;
             Content::Dir {
                 tree: self.save_dir(path)?,
             }
-        } else if ft.is_file() {
-            match self.save_file(path, meta)? {
+        } else if meta.is_file() {
+            match self.save_file(path, Found::by_path(path), meta)? {
                 Some((c, _)) => c,
                 None => return Ok(None),
             }
-        } else if ft.is_symlink() {
+        } else if meta.is_symlink() {
             match std::fs::read_link(path) {
                 Ok(t) => Content::Symlink {
                     target: t.into_os_string().into_vec(),
@@ -792,14 +811,14 @@ impl Walker<'_> {
                     return Ok(None);
                 }
             }
-        } else if ft.is_fifo() {
+        } else if meta.is_fifo() {
             Content::Fifo
-        } else if ft.is_socket() {
+        } else if meta.is_socket() {
             Content::Socket
-        } else if ft.is_char_device() {
-            Content::CharDevice { rdev: meta.rdev() }
-        } else if ft.is_block_device() {
-            Content::BlockDevice { rdev: meta.rdev() }
+        } else if meta.is_char_device() {
+            Content::CharDevice { rdev: meta.rdev }
+        } else if meta.is_block_device() {
+            Content::BlockDevice { rdev: meta.rdev }
         } else {
             self.warn(format!(
                 "{} has an unknown file type; skipped",
@@ -835,9 +854,13 @@ impl Walker<'_> {
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        // Entries are looked at and opened by name in the open directory (`stat.rs`); if it
+        // cannot be opened, by path.
+        let dir = File::open(path).ok();
         let mut captured: HashSet<Vec<u8>> = HashSet::new();
         let mut tree = Tree::default();
-        for name in names {
+        let mut wal_name = Vec::new();
+        for (i, name) in names.iter().enumerate() {
             let nb = name.as_bytes();
             let sidecar_of_capture = SIDECARS.iter().any(|s| {
                 nb.len() > s.len()
@@ -847,11 +870,19 @@ impl Walker<'_> {
             if sidecar_of_capture {
                 continue;
             }
-            let child = path.join(&name);
+            let child = path.join(name);
             if self.exclude.iter().any(|x| x == &child) {
                 continue;
             }
-            let meta = match std::fs::symlink_metadata(&child) {
+            // Looked at by name, a file whose whole path is too long for the system would be
+            // backed up, but could not be restored where it was: it is left out, with the
+            // warning a look by path gives.
+            if child.as_os_str().len() >= libc::PATH_MAX as usize {
+                let e = std::io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+                self.warn(not_read(&child, &e));
+                continue;
+            }
+            let meta = match lstat_at(dir.as_ref(), name, &child) {
                 Ok(m) => m,
                 Err(e) => {
                     self.warn(not_read(&child, &e));
@@ -860,7 +891,19 @@ impl Walker<'_> {
             };
             if meta.is_file() {
                 self.check_failed()?;
-                if let Some((content, sqlite)) = self.save_file(&child, &meta)? {
+                // Its `-wal` sorts after it.
+                wal_name.clear();
+                wal_name.extend_from_slice(nb);
+                wal_name.extend_from_slice(b"-wal");
+                let wal_listed = names[i + 1..]
+                    .binary_search_by(|n| n.as_bytes().cmp(&wal_name))
+                    .is_ok();
+                let found = Found {
+                    dir: dir.as_ref(),
+                    name,
+                    wal_listed: Some(wal_listed),
+                };
+                if let Some((content, sqlite)) = self.save_file(&child, found, &meta)? {
                     if sqlite {
                         captured.insert(nb.to_vec());
                     }
@@ -874,14 +917,27 @@ impl Walker<'_> {
     }
 
     /// Returns the file's content and whether it was captured as a consistent SQLite copy.
-    fn save_file(&mut self, path: &Path, meta: &Metadata) -> Result<Option<(Content, bool)>> {
+    fn save_file(
+        &mut self,
+        path: &Path,
+        found: Found,
+        meta: &Stat,
+    ) -> Result<Option<(Content, bool)>> {
         let key = path.as_os_str().as_bytes().to_vec();
         let fp = Fingerprint::of(meta);
-        let mut wal_path = path.as_os_str().to_owned();
-        wal_path.push("-wal");
-        let wal = std::fs::symlink_metadata(&wal_path)
-            .ok()
-            .map(|m| Fingerprint::of(&m));
+        // A WAL database's changes may be only in its `-wal`; most files have none, as their
+        // directory's listing says.
+        let wal = if found.wal_listed == Some(false) {
+            None
+        } else {
+            let mut wal_name = found.name.to_owned();
+            wal_name.push("-wal");
+            let mut wal_path = path.as_os_str().to_owned();
+            wal_path.push("-wal");
+            lstat_at(found.dir, &wal_name, Path::new(&wal_path))
+                .ok()
+                .map(|m| Fingerprint::of(&m))
+        };
         if let Some(e) = self.old_cache.get(&key)
             && e.file == fp
             && e.wal == wal
@@ -896,7 +952,7 @@ impl Walker<'_> {
             return Ok(Some((content, sqlite)));
         }
 
-        let mut file = match File::open(path) {
+        let mut file = match open_at(found.dir, found.name, path) {
             Ok(f) => f,
             Err(e) => {
                 self.warn(not_read(path, &e));
@@ -946,11 +1002,11 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
-        let mut cacheable = meta.mtime() < self.started - 1;
+        let mut cacheable = meta.mtime < self.started - 1;
         if !sqlite {
             let changed = match file.metadata() {
                 Ok(after) => {
-                    let a = Fingerprint::of(&after);
+                    let a = Fingerprint::of(&Stat::from(&after));
                     a.size != fp.size
                         || a.mtime != fp.mtime
                         || a.mtime_nsec != fp.mtime_nsec
@@ -1011,7 +1067,7 @@ impl Walker<'_> {
             .and_then(|_| self.read_fixed(file, chunk));
         let unchanged = file
             .metadata()
-            .is_ok_and(|after| Fingerprint::of(&after) == *before);
+            .is_ok_and(|after| Fingerprint::of(&Stat::from(&after)) == *before);
         match read {
             Ok((size, chunks)) if unchanged && size == before.size && no_sidecars() => {
                 Some(Ok((size, chunks)))
@@ -1184,24 +1240,32 @@ fn is_wal(head: &[u8]) -> bool {
 
 /// Counts files and bytes under `paths`, for a progress display's totals.
 pub fn scan_totals(paths: &[PathBuf], counters: &Counters) {
-    fn walk(p: &Path, files: &mut u64, bytes: &mut u64) {
-        let Ok(m) = std::fs::symlink_metadata(p) else {
-            return;
-        };
+    fn count(m: &std::fs::Metadata, p: &Path, files: &mut u64, bytes: &mut u64) {
         if m.is_file() {
             *files += 1;
             *bytes += m.len();
         } else if m.is_dir()
             && let Ok(rd) = std::fs::read_dir(p)
         {
+            // A directory entry's metadata is looked up by name in the open directory (as the
+            // backup's own walk does, `stat.rs`), not by its whole path.
             for e in rd.flatten() {
-                walk(&e.path(), files, bytes);
+                match e.metadata() {
+                    Ok(m) if m.is_file() => {
+                        *files += 1;
+                        *bytes += m.len();
+                    }
+                    Ok(m) if m.is_dir() => count(&m, &e.path(), files, bytes),
+                    _ => {}
+                }
             }
         }
     }
     let (mut files, mut bytes) = (0, 0);
     for p in paths {
-        walk(p, &mut files, &mut bytes);
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            count(&m, p, &mut files, &mut bytes);
+        }
     }
     counters.set_totals(files, bytes);
 }

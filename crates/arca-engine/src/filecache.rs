@@ -14,12 +14,12 @@
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::FileChunks;
+use crate::stat::Stat;
 
 /// 3: records in walk order instead of one map; 2: `chunks` became `FileChunks` (a long file's
 /// chunk lists). A cache of another version is ignored, so the first backup after an upgrade
@@ -42,15 +42,15 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn of(m: &std::fs::Metadata) -> Self {
+    pub(crate) fn of(m: &Stat) -> Self {
         Fingerprint {
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-            ctime: m.ctime(),
-            ctime_nsec: m.ctime_nsec(),
-            ino: m.ino(),
-            dev: m.dev(),
+            size: m.size,
+            mtime: m.mtime,
+            mtime_nsec: m.mtime_nsec,
+            ctime: m.ctime,
+            ctime_nsec: m.ctime_nsec,
+            ino: m.ino,
+            dev: m.dev,
         }
     }
 }

@@ -19,6 +19,7 @@ mod salvage;
 mod sent;
 mod spill;
 mod sqlite;
+mod stat;
 
 pub use backup::{BackupOptions, BackupReport, PACK_MAX_BLOBS, backup, scan_totals};
 pub use browse::{Entry, list};

@@ -34,10 +34,16 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<i32> {
     let started = Instant::now();
     let progress = ctx.progress("backup");
     let counters = progress.counters.clone();
-    let scan_paths = paths.clone();
-    let scanner = std::thread::spawn(move || scan_totals(&scan_paths, &counters));
+    // The bar's totals come from a second walk beside the backup's: on 300 k small files a
+    // tenth of a no-change backup's time, so only when there is a bar.
+    let scanner = progress.shown().then(|| {
+        let scan_paths = paths.clone();
+        std::thread::spawn(move || scan_totals(&scan_paths, &counters))
+    });
     let result = backup(&repo, &opts, &progress.counters);
-    let _ = scanner.join();
+    if let Some(s) = scanner {
+        let _ = s.join();
+    }
     progress.finish();
     let mut report = result?;
 
