@@ -32,6 +32,7 @@ use arca_format::snapshot::{Snapshot, Summary};
 use arca_format::tree::{Content, Node, Tree};
 use arca_storage::LocalFile;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use rustix::fs::FileType;
 
 use crate::chunks::{ChunksBuilder, FileChunks};
 use crate::filecache::{self, CacheReader, CacheWriter, Fingerprint};
@@ -788,18 +789,18 @@ impl Walker<'_> {
 
     fn save_path(&mut self, path: &Path, name: &[u8], meta: &Stat) -> Result<Option<Node>> {
         self.check_failed()?;
-        let content = if meta.is_dir() {
-            self.summary.dirs += 1;
-            Content::Dir {
-                tree: self.save_dir(path)?,
+        let content = match meta.file_type() {
+            FileType::Directory => {
+                self.summary.dirs += 1;
+                Content::Dir {
+                    tree: self.save_dir(path)?,
+                }
             }
-        } else if meta.is_file() {
-            match self.save_file(path, Found::by_path(path), meta)? {
+            FileType::RegularFile => match self.save_file(path, Found::by_path(path), meta)? {
                 Some((c, _)) => c,
                 None => return Ok(None),
-            }
-        } else if meta.is_symlink() {
-            match std::fs::read_link(path) {
+            },
+            FileType::Symlink => match std::fs::read_link(path) {
                 Ok(t) => Content::Symlink {
                     target: t.into_os_string().into_vec(),
                 },
@@ -810,21 +811,18 @@ impl Walker<'_> {
                     ));
                     return Ok(None);
                 }
+            },
+            FileType::Fifo => Content::Fifo,
+            FileType::Socket => Content::Socket,
+            FileType::CharacterDevice => Content::CharDevice { rdev: meta.rdev },
+            FileType::BlockDevice => Content::BlockDevice { rdev: meta.rdev },
+            FileType::Unknown => {
+                self.warn(format!(
+                    "{} has an unknown file type; skipped",
+                    path.display()
+                ));
+                return Ok(None);
             }
-        } else if meta.is_fifo() {
-            Content::Fifo
-        } else if meta.is_socket() {
-            Content::Socket
-        } else if meta.is_char_device() {
-            Content::CharDevice { rdev: meta.rdev }
-        } else if meta.is_block_device() {
-            Content::BlockDevice { rdev: meta.rdev }
-        } else {
-            self.warn(format!(
-                "{} has an unknown file type; skipped",
-                path.display()
-            ));
-            return Ok(None);
         };
         Ok(Some(node(name, meta, content)))
     }

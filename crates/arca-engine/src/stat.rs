@@ -72,36 +72,12 @@ impl From<&Statx> for Stat {
 }
 
 impl Stat {
-    fn file_type(&self) -> FileType {
+    pub fn file_type(&self) -> FileType {
         FileType::from_raw_mode(self.mode)
     }
 
     pub fn is_file(&self) -> bool {
         self.file_type() == FileType::RegularFile
-    }
-
-    pub fn is_dir(&self) -> bool {
-        self.file_type() == FileType::Directory
-    }
-
-    pub fn is_symlink(&self) -> bool {
-        self.file_type() == FileType::Symlink
-    }
-
-    pub fn is_fifo(&self) -> bool {
-        self.file_type() == FileType::Fifo
-    }
-
-    pub fn is_socket(&self) -> bool {
-        self.file_type() == FileType::Socket
-    }
-
-    pub fn is_char_device(&self) -> bool {
-        self.file_type() == FileType::CharacterDevice
-    }
-
-    pub fn is_block_device(&self) -> bool {
-        self.file_type() == FileType::BlockDevice
     }
 }
 
@@ -166,12 +142,12 @@ mod tests {
             );
         }
         let s = lstat_at(Some(&dir), OsStr::new("a.txt"), &file).unwrap();
-        assert!(s.is_file() && !s.is_dir() && !s.is_symlink());
+        assert!(s.is_file() && s.file_type() == FileType::RegularFile);
         assert_eq!(s.size, 5);
         let l = lstat_at(Some(&dir), OsStr::new("link"), &tmp.path().join("link")).unwrap();
-        assert!(l.is_symlink() && !l.is_file());
+        assert!(l.file_type() == FileType::Symlink && !l.is_file());
         let d = lstat_at(Some(&dir), OsStr::new("sub"), &tmp.path().join("sub")).unwrap();
-        assert!(d.is_dir());
+        assert!(d.file_type() == FileType::Directory && !d.is_file());
     }
 
     #[test]
