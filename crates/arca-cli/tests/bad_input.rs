@@ -832,6 +832,52 @@ fn very_long_names_and_paths() {
     }
 }
 
+/// A tree 300 levels deep is backed up under a limit of 128 open files: the walk holds at most
+/// 64 directories open and looks at the deeper levels by path. Holding one open per level, it
+/// ran out of descriptors for the files themselves.
+#[test]
+fn a_deep_tree_under_a_low_open_file_limit() {
+    let env = Env::new();
+    let src = env.root().join("src");
+    let mut dir = src.clone();
+    for level in 0..300 {
+        dir.push("d");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{level}")), format!("level {level}")).unwrap();
+    }
+    let mut cmd = env.command([OsStr::new("backup"), src.as_os_str()]);
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 128,
+                rlim_max: 128,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = env.restore_ok("restored", &src);
+    let mut dir = at;
+    for level in 0..300 {
+        dir.push("d");
+        assert_eq!(
+            fs::read_to_string(dir.join(format!("f{level}"))).unwrap(),
+            format!("level {level}")
+        );
+    }
+}
+
 /// Removes a tree that may be deeper than PATH_MAX.
 fn remove_deep(p: &Path) -> std::io::Result<()> {
     Command::new("rm").arg("-rf").arg(p).status().map(|_| ())

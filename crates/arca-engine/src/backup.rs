@@ -345,6 +345,7 @@ pub fn backup(
             buf: Vec::new(),
             copies: 0,
             media: false,
+            open_dirs: 0,
         };
         let root = walker.save_roots(&paths);
         walker.job_tx = None;
@@ -607,7 +608,14 @@ struct Walker<'a> {
     copies: u64,
     /// The file being read is of a compressed format: its small chunks are stored untried.
     media: bool,
+    /// Directories the walk holds open, one per level ([`OPEN_DIRS`]).
+    open_dirs: usize,
 }
+
+/// Most directories held open at once, one per level of the walk; deeper ones are looked at by
+/// path, so that a tree thousands of levels deep cannot use up the process's file descriptors
+/// (1,024 by default) that packs and caches need.
+const OPEN_DIRS: usize = 64;
 
 fn node(name: &[u8], m: &Stat, content: Content) -> Node {
     Node {
@@ -853,8 +861,13 @@ impl Walker<'_> {
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         // Entries are looked at and opened by name in the open directory (`stat.rs`); if it
-        // cannot be opened, by path.
-        let dir = File::open(path).ok();
+        // cannot be opened, or enough directories above it are open, by path.
+        let dir = if self.open_dirs < OPEN_DIRS {
+            File::open(path).ok()
+        } else {
+            None
+        };
+        self.open_dirs += usize::from(dir.is_some());
         let mut captured: HashSet<Vec<u8>> = HashSet::new();
         let mut tree = Tree::default();
         let mut wal_name = Vec::new();
@@ -911,6 +924,7 @@ impl Walker<'_> {
                 tree.nodes.push(n);
             }
         }
+        self.open_dirs -= usize::from(dir.is_some());
         self.store_tree(tree)
     }
 

@@ -261,6 +261,34 @@ fn tiny_files_round_trip(work: &Path, url: &str) {
     assert_eq!(tree_bytes(&src), tree_bytes(&restored));
 }
 
+/// A tree deeper than the number of directories a backup holds open at once (64): the deeper
+/// levels are looked at by path, and the whole tree round-trips, a file at every level.
+#[test]
+fn a_tree_deeper_than_the_open_directories_round_trips() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let mut dir = src.clone();
+    for level in 0..150 {
+        dir.push("d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{level}")), format!("level {level}")).unwrap();
+    }
+    let storage = Storage::open(work.path().join("repo").to_str().unwrap()).unwrap();
+    let repo = Repository::init(storage, &BackupKey::generate()).unwrap();
+    let c = Counters::default();
+    let r = backup(&repo, &BackupOptions::new(vec![src.clone()]), &c).unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.snapshot.summary.files, 150);
+    assert_eq!(r.snapshot.summary.dirs, 151);
+
+    let index = repo.load_index().unwrap();
+    let target = work.path().join("restore");
+    let rep = restore_all(&repo, &index, &r.snapshot.tree, &target).unwrap();
+    assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(tree_bytes(&src), tree_bytes(&restored));
+}
+
 /// A restore whose writing threads fail (every data chunk sits in one damaged pack) while the
 /// walk of the trees still has more files to hand them than the queue holds stops with the
 /// error: the walk is not left waiting on a full queue.
