@@ -623,19 +623,20 @@ fn node(name: &[u8], m: &Stat, content: Content) -> Node {
         mode: m.mode,
         uid: m.uid,
         gid: m.gid,
-        mtime: m.mtime,
-        mtime_nsec: m.mtime_nsec as u32,
+        mtime: m.file.mtime,
+        mtime_nsec: m.file.mtime_nsec as u32,
         content,
     }
 }
 
-/// Where a file was found: in the listing of its open directory (`dir`, its `name` there, and
-/// whether that listing holds its `-wal` sidecar), or by its path (no `dir`).
+/// Where a file was found: in the listing of its open directory (`dir` and its `name` there),
+/// or by its path (no `dir`). `may_have_wal`: a `-wal` sidecar may be beside it (false when the
+/// directory's listing has none, so that most files cost no lookup for it).
 #[derive(Clone, Copy)]
 struct Found<'a> {
     dir: Option<&'a File>,
     name: &'a OsStr,
-    wal_listed: Option<bool>,
+    may_have_wal: bool,
 }
 
 impl<'a> Found<'a> {
@@ -643,7 +644,7 @@ impl<'a> Found<'a> {
         Found {
             dir: None,
             name: path.file_name().unwrap_or_default(),
-            wal_listed: None,
+            may_have_wal: true,
         }
     }
 }
@@ -652,6 +653,12 @@ impl<'a> Found<'a> {
 fn not_read(path: &Path, e: &std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::NotFound {
         format!("{} vanished before it was read: {e}", path.display())
+    } else if e.raw_os_error() == Some(libc::ELOOP) {
+        // Files are opened without following a symlink (`stat.rs`).
+        format!(
+            "{} was replaced by a symlink while the backup ran; skipped (the next backup records the symlink)",
+            path.display()
+        )
     } else if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
         format!(
             "{} is not backed up: its path is {} bytes, too long for this system ({e})",
@@ -906,13 +913,12 @@ impl Walker<'_> {
                 wal_name.clear();
                 wal_name.extend_from_slice(nb);
                 wal_name.extend_from_slice(b"-wal");
-                let wal_listed = names[i + 1..]
-                    .binary_search_by(|n| n.as_bytes().cmp(&wal_name))
-                    .is_ok();
                 let found = Found {
                     dir: dir.as_ref(),
                     name,
-                    wal_listed: Some(wal_listed),
+                    may_have_wal: names[i + 1..]
+                        .binary_search_by(|n| n.as_bytes().cmp(&wal_name))
+                        .is_ok(),
                 };
                 if let Some((content, sqlite)) = self.save_file(&child, found, &meta)? {
                     if sqlite {
@@ -936,10 +942,9 @@ impl Walker<'_> {
         meta: &Stat,
     ) -> Result<Option<(Content, bool)>> {
         let key = path.as_os_str().as_bytes().to_vec();
-        let fp = Fingerprint::of(meta);
-        // A WAL database's changes may be only in its `-wal`; most files have none, as their
-        // directory's listing says.
-        let wal = if found.wal_listed == Some(false) {
+        let fp = meta.file;
+        // A WAL database's changes may be only in its `-wal`.
+        let wal = if !found.may_have_wal {
             None
         } else {
             let mut wal_name = found.name.to_owned();
@@ -948,7 +953,7 @@ impl Walker<'_> {
             wal_path.push("-wal");
             lstat_at(found.dir, &wal_name, Path::new(&wal_path))
                 .ok()
-                .map(|m| Fingerprint::of(&m))
+                .map(|m| m.file)
         };
         if let Some(e) = self.old_cache.get(&key)
             && e.file == fp
@@ -1014,11 +1019,11 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
-        let mut cacheable = meta.mtime < self.started - 1;
+        let mut cacheable = meta.file.mtime < self.started - 1;
         if !sqlite {
             let changed = match file.metadata() {
                 Ok(after) => {
-                    let a = Fingerprint::of(&Stat::from(&after));
+                    let a = Stat::from(&after).file;
                     a.size != fp.size
                         || a.mtime != fp.mtime
                         || a.mtime_nsec != fp.mtime_nsec
@@ -1079,7 +1084,7 @@ impl Walker<'_> {
             .and_then(|_| self.read_fixed(file, chunk));
         let unchanged = file
             .metadata()
-            .is_ok_and(|after| Fingerprint::of(&Stat::from(&after)) == *before);
+            .is_ok_and(|after| Stat::from(&after).file == *before);
         match read {
             Ok((size, chunks)) if unchanged && size == before.size && no_sidecars() => {
                 Some(Ok((size, chunks)))
@@ -1252,34 +1257,32 @@ fn is_wal(head: &[u8]) -> bool {
 
 /// Counts files and bytes under `paths`, for a progress display's totals.
 pub fn scan_totals(paths: &[PathBuf], counters: &Counters) {
-    fn count(m: &std::fs::Metadata, p: &Path, files: &mut u64, bytes: &mut u64) {
+    /// Counts `m` if it is a file, or what is under `p` if it is a directory. A directory's
+    /// entries are looked at by name in it (`DirEntry::metadata`), as the backup's own walk
+    /// does (`stat.rs`), not by their whole path.
+    fn count(m: &std::fs::Metadata, p: &Path, totals: &mut (u64, u64)) {
         if m.is_file() {
-            *files += 1;
-            *bytes += m.len();
+            totals.0 += 1;
+            totals.1 += m.len();
         } else if m.is_dir()
             && let Ok(rd) = std::fs::read_dir(p)
         {
-            // A directory entry's metadata is looked up by name in the open directory (as the
-            // backup's own walk does, `stat.rs`), not by its whole path.
             for e in rd.flatten() {
-                match e.metadata() {
-                    Ok(m) if m.is_file() => {
-                        *files += 1;
-                        *bytes += m.len();
-                    }
-                    Ok(m) if m.is_dir() => count(&m, &e.path(), files, bytes),
-                    _ => {}
+                if let Ok(m) = e.metadata() {
+                    // The path is made only for a directory, the one that needs it.
+                    let sub = if m.is_dir() { e.path() } else { PathBuf::new() };
+                    count(&m, &sub, totals);
                 }
             }
         }
     }
-    let (mut files, mut bytes) = (0, 0);
+    let mut totals = (0, 0);
     for p in paths {
         if let Ok(m) = std::fs::symlink_metadata(p) {
-            count(&m, p, &mut files, &mut bytes);
+            count(&m, p, &mut totals);
         }
     }
-    counters.set_totals(files, bytes);
+    counters.set_totals(totals.0, totals.1);
 }
 
 /// What the walker reports when the pipeline behind it has failed (that failure's own error,
@@ -1291,6 +1294,16 @@ fn stopped() -> EngineError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_replaced_by_a_symlink_is_named_as_such() {
+        let e = std::io::Error::from_raw_os_error(libc::ELOOP);
+        let m = not_read(Path::new("/data/a.jpg"), &e);
+        assert!(
+            m.contains("/data/a.jpg") && m.contains("replaced by a symlink"),
+            "{m}"
+        );
+    }
     use arca_crypto::BackupKey;
     use arca_storage::Storage;
 

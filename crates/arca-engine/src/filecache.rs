@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::FileChunks;
-use crate::stat::Stat;
 
 /// 3: records in walk order instead of one map; 2: `chunks` became `FileChunks` (a long file's
 /// chunk lists). A cache of another version is ignored, so the first backup after an upgrade
@@ -39,20 +38,6 @@ pub struct Fingerprint {
     pub ctime_nsec: i64,
     pub ino: u64,
     pub dev: u64,
-}
-
-impl Fingerprint {
-    pub(crate) fn of(m: &Stat) -> Self {
-        Fingerprint {
-            size: m.size,
-            mtime: m.mtime,
-            mtime_nsec: m.mtime_nsec,
-            ctime: m.ctime,
-            ctime_nsec: m.ctime_nsec,
-            ino: m.ino,
-            dev: m.dev,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

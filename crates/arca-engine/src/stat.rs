@@ -14,21 +14,17 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Statx, StatxFlags};
 
-/// What a backup records of an entry: its type and permissions, owner, size, times, and where
-/// it lives (device and inode, which the file cache compares).
+use crate::filecache::Fingerprint;
+
+/// What a backup records of an entry: its type and permissions, owner, a device's number, and
+/// the fingerprint the file cache compares (size, times, device and inode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stat {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    pub size: u64,
-    pub mtime: i64,
-    pub mtime_nsec: i64,
-    pub ctime: i64,
-    pub ctime_nsec: i64,
-    pub ino: u64,
-    pub dev: u64,
     pub rdev: u64,
+    pub file: Fingerprint,
 }
 
 impl From<&Metadata> for Stat {
@@ -37,14 +33,16 @@ impl From<&Metadata> for Stat {
             mode: m.mode(),
             uid: m.uid(),
             gid: m.gid(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-            ctime: m.ctime(),
-            ctime_nsec: m.ctime_nsec(),
-            ino: m.ino(),
-            dev: m.dev(),
             rdev: m.rdev(),
+            file: Fingerprint {
+                size: m.size(),
+                mtime: m.mtime(),
+                mtime_nsec: m.mtime_nsec(),
+                ctime: m.ctime(),
+                ctime_nsec: m.ctime_nsec(),
+                ino: m.ino(),
+                dev: m.dev(),
+            },
         }
     }
 }
@@ -59,14 +57,16 @@ impl From<&Statx> for Stat {
             mode: u32::from(s.stx_mode),
             uid: s.stx_uid,
             gid: s.stx_gid,
-            size: s.stx_size,
-            mtime: s.stx_mtime.tv_sec,
-            mtime_nsec: i64::from(s.stx_mtime.tv_nsec),
-            ctime: s.stx_ctime.tv_sec,
-            ctime_nsec: i64::from(s.stx_ctime.tv_nsec),
-            ino: s.stx_ino,
-            dev,
             rdev,
+            file: Fingerprint {
+                size: s.stx_size,
+                mtime: s.stx_mtime.tv_sec,
+                mtime_nsec: i64::from(s.stx_mtime.tv_nsec),
+                ctime: s.stx_ctime.tv_sec,
+                ctime_nsec: i64::from(s.stx_ctime.tv_nsec),
+                ino: s.stx_ino,
+                dev,
+            },
         }
     }
 }
@@ -143,7 +143,7 @@ mod tests {
         }
         let s = lstat_at(Some(&dir), OsStr::new("a.txt"), &file).unwrap();
         assert!(s.is_file() && s.file_type() == FileType::RegularFile);
-        assert_eq!(s.size, 5);
+        assert_eq!(s.file.size, 5);
         let l = lstat_at(Some(&dir), OsStr::new("link"), &tmp.path().join("link")).unwrap();
         assert!(l.file_type() == FileType::Symlink && !l.is_file());
         let d = lstat_at(Some(&dir), OsStr::new("sub"), &tmp.path().join("sub")).unwrap();

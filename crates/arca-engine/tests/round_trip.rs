@@ -255,10 +255,7 @@ fn tiny_files_round_trip(work: &Path, url: &str) {
     );
 
     let target = work.join(format!("restore-{}", url.len()));
-    let rep = restore_all(&repo, &index, &r.snapshot.tree, &target).unwrap();
-    assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
-    let restored = target.join(src.strip_prefix("/").unwrap());
-    assert_eq!(tree_bytes(&src), tree_bytes(&restored));
+    restores_equal(&repo, &index, &r.snapshot.tree, &src, &target);
 }
 
 /// A tree deeper than the number of directories a backup holds open at once (64): the deeper
@@ -282,11 +279,13 @@ fn a_tree_deeper_than_the_open_directories_round_trips() {
     assert_eq!(r.snapshot.summary.dirs, 151);
 
     let index = repo.load_index().unwrap();
-    let target = work.path().join("restore");
-    let rep = restore_all(&repo, &index, &r.snapshot.tree, &target).unwrap();
-    assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
-    let restored = target.join(src.strip_prefix("/").unwrap());
-    assert_eq!(tree_bytes(&src), tree_bytes(&restored));
+    restores_equal(
+        &repo,
+        &index,
+        &r.snapshot.tree,
+        &src,
+        &work.path().join("restore"),
+    );
 }
 
 /// A restore whose writing threads fail (every data chunk sits in one damaged pack) while the
@@ -334,6 +333,21 @@ fn a_restore_that_fails_while_files_are_queued_stops_with_the_error() {
         .expect("the restore stops instead of hanging");
     let e = out.expect_err("damaged chunks fail the restore");
     assert!(e.to_string().contains("damaged"), "{e}");
+}
+
+/// Restores all of the snapshot `root` into `target` with no warning, and finds `src` there
+/// byte for byte.
+fn restores_equal(
+    repo: &Repository,
+    index: &arca_engine::MasterIndex,
+    root: &arca_format::id::Id,
+    src: &Path,
+    target: &Path,
+) {
+    let rep = restore_all(repo, index, root, target).unwrap();
+    assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(tree_bytes(src), tree_bytes(&restored));
 }
 
 /// Restores all of the snapshot `root` into `target` with two threads.
