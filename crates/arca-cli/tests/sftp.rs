@@ -19,6 +19,12 @@ fn backup_incremental_restore_and_check() {
     let arca = Arca::new(dir.path(), sftp.url(), sftp.env());
     servers::cycle(&arca, &dir.path().join("src"));
     assert!(sftp.dir.join("srv/repo/config").is_file());
+    // A run that ends stops its ssh master. Here nothing else would: this server has no
+    // `UnusedConnectionTimeout` and OpenDAL's `ControlPersist=yes` keeps an idle master forever,
+    // so a master that arca failed to stop would still be running after any wait.
+    wait_until(30, "the ssh master of a finished run exits", || {
+        sftp.masters().is_empty()
+    });
     // Every pack arrived under its own name; no temporary file is left.
     let tmp = sftp.dir.join("srv/repo/.tmp");
     let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
@@ -95,9 +101,12 @@ fn kill_mid_backup_then_resume(sftp: &Sftp, dir: &Path) {
     env.push(("ARCA_PACK_SIZE".into(), "1048576".into()));
     let arca = Arca::new(dir, sftp.url(), env);
     arca.json(&["enable", "--key"]);
-    // A run that ends stops its master. It leaves a moment after arca asks it to; 3 s is
-    // well inside the 5 s after which either workaround would end it instead.
-    wait_until(3, "the ssh master of a finished run exits", || {
+    // The master of `enable` is gone before the backup starts, so the masters seen below are
+    // the backup's. (That a finished run stops its own master is shown by
+    // `backup_incremental_restore_and_check`, where nothing else ends it; here either
+    // workaround would end it too, after 5 s, so a tighter wait would test only how loaded the
+    // machine is.)
+    wait_until(30, "the ssh master of a finished run exits", || {
         sftp.masters().is_empty()
     });
     let src = dir.join("src");
@@ -163,7 +172,7 @@ fn kill_mid_backup_then_resume(sftp: &Sftp, dir: &Path) {
     let target = dir.join("restore");
     arca.json(&["restore", "--target", target.to_str().unwrap()]);
     assert_eq!(tree(&restored(&target, &src)), tree(&src));
-    wait_until(3, "the ssh master of a finished run exits", || {
+    wait_until(30, "the ssh master of a finished run exits", || {
         sftp.masters().is_empty()
     });
 }
