@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -42,7 +44,7 @@ use crate::progress::Counters;
 use crate::repo::{Repository, pack_path};
 use crate::sent::Sent;
 use crate::sqlite::{SIDECARS, consistent_copy, read_lock};
-use crate::stat::{Stat, lstat_at, open_at};
+use crate::stat::{Stat, fstat, list, lstat_at, open_at, open_dir_at, open_dir_beneath};
 use crate::{EngineError, Result};
 
 /// How to run a backup.
@@ -346,6 +348,7 @@ pub fn backup(
             copies: 0,
             media: false,
             open_dirs: 0,
+            listing: vec![MaybeUninit::uninit(); LISTING_BUF],
         };
         let root = walker.save_roots(&paths);
         walker.job_tx = None;
@@ -610,7 +613,12 @@ struct Walker<'a> {
     media: bool,
     /// Directories the walk holds open, one per level ([`OPEN_DIRS`]).
     open_dirs: usize,
+    /// The buffer directories are listed through, one for the whole walk.
+    listing: Vec<MaybeUninit<u8>>,
 }
+
+/// Bytes of directory entries one `getdents` call returns at most (about 1,000 names).
+const LISTING_BUF: usize = 32 * 1024;
 
 /// Most directories held open at once, one per level of the walk; deeper ones are looked at by
 /// path, so that a tree thousands of levels deep cannot use up the process's file descriptors
@@ -634,7 +642,7 @@ fn node(name: &[u8], m: &Stat, content: Content) -> Node {
 /// directory's listing has none, so that most files cost no lookup for it).
 #[derive(Clone, Copy)]
 struct Found<'a> {
-    dir: Option<&'a File>,
+    dir: Option<BorrowedFd<'a>>,
     name: &'a OsStr,
     may_have_wal: bool,
 }
@@ -649,6 +657,75 @@ impl<'a> Found<'a> {
     }
 }
 
+/// The deepest directory the walk holds open above an entry, and its path.
+type Anchor<'a> = (BorrowedFd<'a>, &'a Path);
+
+/// Opens the directory `path` below `anchor`, one name at a time, following no symlink on the
+/// way (`stat.rs`); a source path (no anchor), by path.
+fn open_dir_from(anchor: Option<Anchor<'_>>, path: &Path) -> std::io::Result<OwnedFd> {
+    match anchor {
+        Some((fd, at)) => {
+            let rel = path
+                .strip_prefix(at)
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+            open_dir_beneath(fd, rel)
+        }
+        None => open_dir_at(None, path.file_name().unwrap_or_default(), path),
+    }
+}
+
+/// The directory whose entries are being saved.
+enum Here<'a> {
+    /// Held open while all its entries are saved: the anchor of the directories below it.
+    Held(BorrowedFd<'a>),
+    /// Deeper than [`OPEN_DIRS`] levels: open while its other entries are saved, closed while
+    /// the walk is in one of its subdirectories, then opened again from `anchor` and checked to
+    /// be the same directory (`id`: device and inode).
+    Deep {
+        fd: Option<OwnedFd>,
+        anchor: Option<Anchor<'a>>,
+        id: (u64, u64),
+    },
+}
+
+impl<'a> Here<'a> {
+    /// The directory, open.
+    fn open(&mut self, path: &Path) -> std::io::Result<BorrowedFd<'_>> {
+        match self {
+            Here::Held(fd) => Ok(*fd),
+            Here::Deep { fd, anchor, id } => {
+                if fd.is_none() {
+                    let again = open_dir_from(*anchor, path)?;
+                    let s = fstat(again.as_fd())?;
+                    if (s.file.dev, s.file.ino) != *id {
+                        return Err(std::io::Error::other("it was replaced"));
+                    }
+                    *fd = Some(again);
+                }
+                Ok(fd.as_ref().expect("opened above").as_fd())
+            }
+        }
+    }
+
+    /// The anchor of its subdirectories: itself when held, else its own anchor.
+    fn anchor<'p>(&self, path: &'p Path) -> Option<Anchor<'p>>
+    where
+        'a: 'p,
+    {
+        match self {
+            Here::Held(fd) => Some((*fd, path)),
+            Here::Deep { anchor, .. } => *anchor,
+        }
+    }
+
+    /// Closes the directory, if it is not held.
+    fn close(&mut self) {
+        if let Here::Deep { fd, .. } = self {
+            *fd = None;
+        }
+    }
+}
+
 /// The warning for an entry that could not be looked at or opened, and so is left out.
 fn not_read(path: &Path, e: &std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::NotFound {
@@ -657,6 +734,12 @@ fn not_read(path: &Path, e: &std::io::Error) -> String {
         // Files are opened without following a symlink (`stat.rs`).
         format!(
             "{} was replaced by a symlink while the backup ran; skipped (the next backup records the symlink)",
+            path.display()
+        )
+    } else if e.raw_os_error() == Some(libc::ENOTDIR) {
+        // Directories are opened as directories (`stat.rs`).
+        format!(
+            "{} was replaced by something that is not a directory while the backup ran; skipped (the next backup records it)",
             path.display()
         )
     } else if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
@@ -744,7 +827,17 @@ impl Walker<'_> {
 
     fn save_roots(&mut self, paths: &[PathBuf]) -> Result<Id> {
         if paths.len() == 1 && paths[0] == Path::new("/") {
-            return self.save_dir(Path::new("/"));
+            let root = Path::new("/");
+            let mut meta = std::fs::symlink_metadata(root)
+                .map(|m| Stat::from(&m))
+                .map_err(|e| EngineError::io(root, e))?;
+            return match self.save_dir(root, None, &mut meta)? {
+                Some(id) => Ok(id),
+                None => Err(EngineError::io(
+                    root,
+                    std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                )),
+            };
         }
         let mut root: BTreeMap<Vec<u8>, Virtual> = BTreeMap::new();
         for p in paths {
@@ -765,7 +858,7 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            let Some(n) = self.save_path(p, name, &meta)? else {
+            let Some(n) = self.save_path(p, name, meta, None, None)? else {
                 continue;
             };
             let mut dir = &mut root;
@@ -802,31 +895,50 @@ impl Walker<'_> {
         self.store_tree(tree)
     }
 
-    fn save_path(&mut self, path: &Path, name: &[u8], meta: &Stat) -> Result<Option<Node>> {
+    /// Saves the entry `path`, named `name` in its directory. `dir`: that directory, when it is
+    /// open (else the entry is looked at by path); `anchor`: the deepest directory above the
+    /// entry that the walk holds open, and its path, from which a subdirectory is opened.
+    /// `meta` is what the listing saw.
+    fn save_path(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        mut meta: Stat,
+        dir: Option<BorrowedFd<'_>>,
+        anchor: Option<Anchor<'_>>,
+    ) -> Result<Option<Node>> {
         self.check_failed()?;
         let content = match meta.file_type() {
-            FileType::Directory => {
-                self.summary.dirs += 1;
-                Content::Dir {
-                    tree: self.save_dir(path)?,
+            FileType::Directory => match self.save_dir(path, anchor, &mut meta)? {
+                Some(tree) => {
+                    self.summary.dirs += 1;
+                    Content::Dir { tree }
                 }
-            }
-            FileType::RegularFile => match self.save_file(path, Found::by_path(path), meta)? {
+                None => return Ok(None),
+            },
+            // Files in a listing are saved by `save_entries`; this is a source path.
+            FileType::RegularFile => match self.save_file(path, Found::by_path(path), &meta)? {
                 Some((c, _)) => c,
                 None => return Ok(None),
             },
-            FileType::Symlink => match std::fs::read_link(path) {
-                Ok(t) => Content::Symlink {
-                    target: t.into_os_string().into_vec(),
-                },
-                Err(e) => {
-                    self.warn(format!(
-                        "cannot read symlink {}: {e}; skipped",
-                        path.display()
-                    ));
-                    return Ok(None);
+            FileType::Symlink => {
+                let target = match dir {
+                    Some(dir) => rustix::fs::readlinkat(dir, OsStr::from_bytes(name), Vec::new())
+                        .map(|t| t.into_bytes())
+                        .map_err(std::io::Error::from),
+                    None => std::fs::read_link(path).map(|t| t.into_os_string().into_vec()),
+                };
+                match target {
+                    Ok(target) => Content::Symlink { target },
+                    Err(e) => {
+                        self.warn(format!(
+                            "cannot read symlink {}: {e}; skipped",
+                            path.display()
+                        ));
+                        return Ok(None);
+                    }
                 }
-            },
+            }
             FileType::Fifo => Content::Fifo,
             FileType::Socket => Content::Socket,
             FileType::CharacterDevice => Content::CharDevice { rdev: meta.rdev },
@@ -839,42 +951,70 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
-        Ok(Some(node(name, meta, content)))
+        Ok(Some(node(name, &meta, content)))
     }
 
-    fn save_dir(&mut self, path: &Path) -> Result<Id> {
-        let rd = match std::fs::read_dir(path) {
-            Ok(r) => r,
+    /// Saves the directory `path` as a tree. It is opened from `anchor` (by path for a source
+    /// path) without following any symlink, then listed and looked into through that
+    /// descriptor: the tree saved is the directory opened, whatever is renamed around it
+    /// meanwhile, and a symlink swapped in for a directory is never followed. `meta` becomes
+    /// what was opened, if another directory took the place of the one listed. `None`: it is
+    /// gone, or no longer a directory, and is left out with a warning.
+    fn save_dir(
+        &mut self,
+        path: &Path,
+        anchor: Option<Anchor<'_>>,
+        meta: &mut Stat,
+    ) -> Result<Option<Id>> {
+        let opened = open_dir_from(anchor, path).and_then(|fd| Ok((fstat(fd.as_fd())?, fd)));
+        let (found, fd) = match opened {
+            Ok(o) => o,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+                ) =>
+            {
+                self.warn(not_read(path, &e));
+                return Ok(None);
+            }
             Err(e) => {
                 self.warn(format!(
                     "cannot read directory {}: {e}; it is recorded as empty",
                     path.display()
                 ));
-                return self.store_tree(Tree::default());
+                return self.store_tree(Tree::default()).map(Some);
             }
         };
-        let mut names: Vec<OsString> = Vec::new();
-        for entry in rd {
-            match entry {
-                Ok(e) => names.push(e.file_name()),
-                Err(e) => {
-                    self.warn(format!(
-                        "error listing {}: {e}; some entries may be missing",
-                        path.display()
-                    ));
-                    break;
-                }
-            }
+        if (found.file.dev, found.file.ino) != (meta.file.dev, meta.file.ino) {
+            *meta = found;
+        }
+        let (mut names, err) = list(fd.as_fd(), &mut self.listing);
+        if let Some(e) = err {
+            self.warn(format!(
+                "error listing {}: {e}; some entries may be missing",
+                path.display()
+            ));
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        // Entries are looked at and opened by name in the open directory (`stat.rs`); if it
-        // cannot be opened, or enough directories above it are open, by path.
-        let dir = if self.open_dirs < OPEN_DIRS {
-            File::open(path).ok()
+        let tree = if self.open_dirs < OPEN_DIRS {
+            self.open_dirs += 1;
+            let tree = self.save_entries(path, &names, Here::Held(fd.as_fd()));
+            self.open_dirs -= 1;
+            tree
         } else {
-            None
+            let here = Here::Deep {
+                fd: Some(fd),
+                anchor,
+                id: (found.file.dev, found.file.ino),
+            };
+            self.save_entries(path, &names, here)
         };
-        self.open_dirs += usize::from(dir.is_some());
+        self.store_tree(tree?).map(Some)
+    }
+
+    /// The tree of the entries `names` (sorted) of the directory `path`, open as `here`.
+    fn save_entries(&mut self, path: &Path, names: &[OsString], mut here: Here) -> Result<Tree> {
         let mut captured: HashSet<Vec<u8>> = HashSet::new();
         let mut tree = Tree::default();
         let mut wal_name = Vec::new();
@@ -900,7 +1040,19 @@ impl Walker<'_> {
                 self.warn(not_read(&child, &e));
                 continue;
             }
-            let meta = match lstat_at(dir.as_ref(), name, &child) {
+            let anchor = here.anchor(path);
+            let dir = match here.open(path) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.warn(format!(
+                        "{} changed while the backup ran ({e}); its entries from {} on are left out (the next backup saves them)",
+                        path.display(),
+                        name.to_string_lossy()
+                    ));
+                    break;
+                }
+            };
+            let meta = match lstat_at(Some(dir), name, &child) {
                 Ok(m) => m,
                 Err(e) => {
                     self.warn(not_read(&child, &e));
@@ -914,7 +1066,7 @@ impl Walker<'_> {
                 wal_name.extend_from_slice(nb);
                 wal_name.extend_from_slice(b"-wal");
                 let found = Found {
-                    dir: dir.as_ref(),
+                    dir: Some(dir),
                     name,
                     may_have_wal: names[i + 1..]
                         .binary_search_by(|n| n.as_bytes().cmp(&wal_name))
@@ -926,12 +1078,20 @@ impl Walker<'_> {
                     }
                     tree.nodes.push(node(nb, &meta, content));
                 }
-            } else if let Some(n) = self.save_path(&child, nb, &meta)? {
+                continue;
+            }
+            let dir = if meta.file_type() == FileType::Directory {
+                // Not held open while the walk is below it, if it is not held.
+                here.close();
+                None
+            } else {
+                Some(dir)
+            };
+            if let Some(n) = self.save_path(&child, nb, meta, dir, anchor)? {
                 tree.nodes.push(n);
             }
         }
-        self.open_dirs -= usize::from(dir.is_some());
-        self.store_tree(tree)
+        Ok(tree)
     }
 
     /// Returns the file's content and whether it was captured as a consistent SQLite copy.
