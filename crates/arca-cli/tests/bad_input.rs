@@ -833,8 +833,8 @@ fn very_long_names_and_paths() {
 }
 
 /// A tree 300 levels deep is backed up under a limit of 128 open files: the walk holds at most
-/// 64 directories open and looks at the deeper levels by path. Holding one open per level, it
-/// ran out of descriptors for the files themselves.
+/// 64 directories open; a deeper one is open only while the walk is not below it. Holding one
+/// open per level, it ran out of descriptors for the files themselves.
 #[test]
 fn a_deep_tree_under_a_low_open_file_limit() {
     let env = Env::new();

@@ -620,9 +620,9 @@ struct Walker<'a> {
 /// Bytes of directory entries one `getdents` call returns at most (about 1,000 names).
 const LISTING_BUF: usize = 32 * 1024;
 
-/// Most directories held open at once, one per level of the walk; deeper ones are looked at by
-/// path, so that a tree thousands of levels deep cannot use up the process's file descriptors
-/// (1,024 by default) that packs and caches need.
+/// Most directories held open at once, one per level of the walk; deeper ones are open only
+/// while the walk is not below them ([`Here::Deep`]), so that a tree thousands of levels deep
+/// cannot use up the process's file descriptors (1,024 by default) that packs and caches need.
 const OPEN_DIRS: usize = 64;
 
 fn node(name: &[u8], m: &Stat, content: Content) -> Node {

@@ -259,7 +259,8 @@ fn tiny_files_round_trip(work: &Path, url: &str) {
 }
 
 /// A tree deeper than the number of directories a backup holds open at once (64): the deeper
-/// levels are looked at by path, and the whole tree round-trips, a file at every level.
+/// levels are opened again from the deepest one held after each subdirectory, and the whole
+/// tree round-trips, a file at every level.
 #[test]
 fn a_tree_deeper_than_the_open_directories_round_trips() {
     let work = tempfile::tempdir().unwrap();
