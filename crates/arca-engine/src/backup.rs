@@ -731,15 +731,9 @@ fn not_read(path: &Path, e: &std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::NotFound {
         format!("{} vanished before it was read: {e}", path.display())
     } else if e.raw_os_error() == Some(libc::ELOOP) {
-        // Files are opened without following a symlink (`stat.rs`).
+        // Files and directories are opened without following a symlink (`stat.rs`).
         format!(
             "{} was replaced by a symlink while the backup ran; skipped (the next backup records the symlink)",
-            path.display()
-        )
-    } else if e.raw_os_error() == Some(libc::ENOTDIR) {
-        // Directories are opened as directories (`stat.rs`).
-        format!(
-            "{} was replaced by something that is not a directory while the backup ran; skipped (the next backup records it)",
             path.display()
         )
     } else if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
@@ -930,6 +924,14 @@ impl Walker<'_> {
                 };
                 match target {
                     Ok(target) => Content::Symlink { target },
+                    // `readlink` of what is not a symlink.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        self.warn(format!(
+                            "{} was a symlink and was replaced while the backup ran; skipped (the next backup saves what is there then)",
+                            path.display()
+                        ));
+                        return Ok(None);
+                    }
                     Err(e) => {
                         self.warn(format!(
                             "cannot read symlink {}: {e}; skipped",
@@ -969,12 +971,32 @@ impl Walker<'_> {
         let opened = open_dir_from(anchor, path).and_then(|fd| Ok((fstat(fd.as_fd())?, fd)));
         let (found, fd) = match opened {
             Ok(o) => o,
+            // Below the held levels it is opened through the folders above it, one name at a
+            // time (`Here::Deep`): any of them may be what was replaced or removed.
             Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
-                ) =>
+                if anchor.is_some_and(|(_, at)| path.parent() != Some(at))
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOTDIR | libc::ELOOP | libc::ENOENT)
+                    ) =>
             {
+                self.warn(format!(
+                    "{} is not backed up: it, or a folder above it, was replaced or removed while the backup ran ({e}); the next backup saves what is there then",
+                    path.display()
+                ));
+                return Ok(None);
+            }
+            // Listed as a directory, it is something else now, a symlink included (opening one
+            // with `O_DIRECTORY|O_NOFOLLOW` gives ENOTDIR). Only here does ENOTDIR mean that:
+            // for a source path looked at by path, it means a file where a folder was named.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                self.warn(format!(
+                    "{} was replaced by a symlink or something else that is not a directory while the backup ran; skipped (the next backup records it)",
+                    path.display()
+                ));
+                return Ok(None);
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ELOOP)) => {
                 self.warn(not_read(path, &e));
                 return Ok(None);
             }

@@ -101,6 +101,22 @@ fn swap_during_backups(depth: usize) {
     let mut saw_public = 0;
     for r in results {
         let r = r.expect("a backup with its source renamed under it still ends");
+        // What was left out is said in words that name the cause.
+        for w in &r.warnings {
+            assert!(
+                [
+                    "was replaced by a symlink while the backup ran",
+                    "was replaced by a symlink or something else that is not a directory while the backup ran",
+                    "or a folder above it, was replaced or removed while the backup ran",
+                    "changed while the backup ran",
+                    "was a symlink and was replaced while the backup ran",
+                    "vanished before it was read",
+                ]
+                .iter()
+                .any(|m| w.contains(m)),
+                "{w}"
+            );
+        }
         let mut all = Vec::new();
         names(&repo, &index, &r.snapshot.tree, &mut all);
         for n in &all {
