@@ -22,9 +22,12 @@ fn backup_incremental_restore_and_check() {
     // A run that ends stops its ssh master. Here nothing else would: this server has no
     // `UnusedConnectionTimeout` and OpenDAL's `ControlPersist=yes` keeps an idle master forever,
     // so a master that arca failed to stop would still be running after any wait.
-    wait_until(30, "the ssh master of a finished run exits", || {
-        sftp.masters().is_empty()
-    });
+    wait_until_or(
+        30,
+        "the ssh master of a finished run exits",
+        || sftp.masters().is_empty(),
+        || sftp.describe_masters(),
+    );
     // Every pack arrived under its own name; no temporary file is left.
     let tmp = sftp.dir.join("srv/repo/.tmp");
     let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
@@ -61,10 +64,15 @@ fn files(p: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+fn wait_until(secs: u64, what: &str, f: impl FnMut() -> bool) {
+    wait_until_or(secs, what, f, String::new)
+}
+
+/// As [`wait_until`], and on failure adds what `show` says.
+fn wait_until_or(secs: u64, what: &str, mut f: impl FnMut() -> bool, show: impl Fn() -> String) {
     let until = Instant::now() + Duration::from_secs(secs);
     while !f() {
-        assert!(Instant::now() < until, "{what} within {secs} s");
+        assert!(Instant::now() < until, "{what} within {secs} s{}", show());
         std::thread::sleep(Duration::from_millis(50));
     }
 }

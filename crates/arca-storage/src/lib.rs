@@ -17,6 +17,8 @@ mod faults;
 mod local;
 mod meter;
 mod range;
+mod reaper;
+mod runtime;
 mod settings;
 mod stats;
 mod throttle;
@@ -87,8 +89,11 @@ pub struct Sweep {
 /// A repository's storage.
 #[derive(Clone)]
 pub struct Storage {
+    /// Declared before `rt`, so that the last clone drops the operator (and with it an SFTP
+    /// pool's sessions) before the runtime, which then lets their closing finish (see
+    /// [`runtime`]).
     op: Operator,
-    rt: Arc<tokio::runtime::Runtime>,
+    rt: Arc<runtime::IoRuntime>,
     url: StorageUrl,
     stats: Arc<Stats>,
     transfers: Transfers,
@@ -137,6 +142,10 @@ impl Storage {
             Some(spec) => Some(FaultSpec::parse(&spec)?),
             None => None,
         };
+        let sftp = matches!(url, StorageUrl::Sftp { .. });
+        if sftp {
+            reaper::adopt_orphans();
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("arca-io")
@@ -211,7 +220,7 @@ impl Storage {
         Ok(Storage {
             local,
             op,
-            rt: Arc::new(rt),
+            rt: Arc::new(runtime::IoRuntime::new(rt, sftp)),
             rename_into_place: matches!(url, StorageUrl::Sftp { .. } | StorageUrl::WebDav { .. }),
             has_temporaries: matches!(
                 url,

@@ -502,9 +502,29 @@ impl Sftp {
             if !args.iter().any(|a| a == "-M") {
                 continue;
             }
-            if let Some(sock) = args.iter().find(|a| a.starts_with(&*prefix)) {
+            let sock = args.windows(2).find(|w| w[0] == "-S").map(|w| &w[1]);
+            if let Some(sock) = sock.filter(|s| s.starts_with(&*prefix)) {
                 out.push((pid, sock.clone()));
             }
+        }
+        out
+    }
+
+    /// What a failed wait for masters to exit should show: each master's pid, its control
+    /// socket, whether the socket and its folder still exist, and its log.
+    pub fn describe_masters(&self) -> String {
+        let mut out = String::new();
+        for (pid, sock) in self.masters() {
+            let sock = Path::new(&sock);
+            let folder = sock.parent().unwrap_or(sock);
+            let log = std::fs::read_to_string(folder.join("log")).unwrap_or_default();
+            out.push_str(&format!(
+                "\n  pid {pid}, socket {} (socket exists: {}, folder exists: {}), log: {:?}",
+                sock.display(),
+                sock.exists(),
+                folder.exists(),
+                log.trim()
+            ));
         }
         out
     }
