@@ -142,16 +142,15 @@ impl Storage {
             Some(spec) => Some(FaultSpec::parse(&spec)?),
             None => None,
         };
-        let sftp = matches!(url, StorageUrl::Sftp { .. });
-        if sftp {
-            reaper::adopt_orphans();
-        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("arca-io")
             .enable_all()
             .build()
             .map_err(|e| StorageError::Setup(format!("cannot start the I/O runtime: {e}")))?;
+        // Before the operator exists, so that no ssh master starts before this process adopts
+        // its masters.
+        let rt = runtime::IoRuntime::new(rt, matches!(url, StorageUrl::Sftp { .. }));
         let stats = Arc::new(Stats::default());
         let download = transfers.limit_download.map(|r| Arc::new(Limiter::new(r)));
         let http = url.is_http();
@@ -220,7 +219,7 @@ impl Storage {
         Ok(Storage {
             local,
             op,
-            rt: Arc::new(runtime::IoRuntime::new(rt, sftp)),
+            rt: Arc::new(rt),
             rename_into_place: matches!(url, StorageUrl::Sftp { .. } | StorageUrl::WebDav { .. }),
             has_temporaries: matches!(
                 url,

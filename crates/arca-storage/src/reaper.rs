@@ -13,19 +13,38 @@
 //! (`PR_SET_CHILD_SUBREAPER`): masters that fork away from their `ssh` are re-parented to it
 //! instead of to init. When the storage stops, after its sessions have closed,
 //! [`stop_leftover_masters`] ends every ssh master still among its children (`SIGTERM`, then
-//! `SIGKILL` after [`GRACE`]) and reaps them, and reaps masters that exited by themselves.
+//! `SIGKILL` after [`GRACE`]) and reaps them, and reaps masters that exited by themselves. That
+//! is done only when the last SFTP storage of the process stops ([`opened`], [`closed`]): the
+//! children cannot tell which storage started them, and another one still open needs its own.
 //!
 //! A side effect for programs that embed arca: any orphaned grandchild of such a program is
 //! re-parented to it too, and stays a zombie until the program reaps it or exits.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// SFTP storages open in this process.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// An SFTP storage opens: this process adopts the masters its `ssh` commands fork away.
+pub fn opened() {
+    if OPEN.fetch_add(1, Ordering::SeqCst) == 0 {
+        adopt_orphans();
+    }
+}
+
+/// An SFTP storage has stopped; whether it was the last one open, so that every ssh master
+/// among the children is a leftover.
+pub fn closed() -> bool {
+    OPEN.fetch_sub(1, Ordering::SeqCst) == 1
+}
 
 /// How long a master has to exit after `SIGTERM` before it is killed.
 pub const GRACE: Duration = Duration::from_secs(2);
 
 /// Makes this process the parent of the masters its `ssh` commands fork away.
 #[cfg(target_os = "linux")]
-pub fn adopt_orphans() {
+fn adopt_orphans() {
     // SAFETY: `prctl(PR_SET_CHILD_SUBREAPER, 1)` takes one integer argument and only sets a
     // flag on the calling process; it touches no memory of ours. Failure (an old kernel) leaves
     // the flag unset, which only means leftover masters cannot be found; it is logged.
@@ -39,27 +58,24 @@ pub fn adopt_orphans() {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn adopt_orphans() {}
+fn adopt_orphans() {}
 
 /// Ends and reaps every ssh control master among this process's children; returns how many
 /// were still running.
 #[cfg(target_os = "linux")]
 pub fn stop_leftover_masters() -> usize {
-    let masters: Vec<i32> = children()
+    // Masters that exited by themselves are reaped here; the others are still running.
+    let mut left: Vec<i32> = children()
         .into_iter()
-        .filter(|&p| is_ssh_master(p))
+        .filter(|&p| is_ssh_master(p) && !reap(p))
         .collect();
-    let mut running = Vec::new();
-    for &pid in &masters {
-        if !reap(pid) {
-            running.push(pid);
-            // SAFETY: `kill` with a valid signal number touches no memory; `pid` is our own
-            // child that is not yet reaped, so its pid cannot have been reused.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
+    let running = left.len();
+    for &pid in &left {
+        // SAFETY: `kill` with a valid signal number touches no memory; `pid` is our own
+        // child that is not yet reaped, so its pid cannot have been reused.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
     }
     let until = Instant::now() + GRACE;
-    let mut left: Vec<i32> = running.clone();
     while !left.is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
         left.retain(|&p| !reap(p));
@@ -71,7 +87,7 @@ pub fn stop_leftover_masters() -> usize {
         // SAFETY: `status` is a valid, writable int for the duration of the call.
         unsafe { libc::waitpid(pid, &mut status, 0) };
     }
-    running.len()
+    running
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -126,8 +142,9 @@ mod tests {
     use std::process::Command;
 
     /// A stand-in for a master that was told to exit and did not: a program named `ssh`,
-    /// started with `-S … -M`, whose parent exits at once, and that would run until signalled. It is adopted, found, ended and reaped; a sleeping `sleep` beside it is not
-    /// touched.
+    /// started with `-S … -M`, whose parent exits at once, and that would run until signalled.
+    /// It is adopted, left alone while another SFTP storage is open, then found, ended and
+    /// reaped; a sleeping `sleep` beside it is not touched.
     #[test]
     fn an_adopted_master_is_ended_and_reaped_and_nothing_else_is() {
         let dir = tempfile::tempdir().unwrap();
@@ -138,7 +155,10 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
-        adopt_orphans();
+        // Two SFTP storages open. (`OPEN` is process-wide; nextest runs each test in a process
+        // of its own.)
+        opened();
+        opened();
         // `sh -c '… &'` exits at once, so its children are orphaned and come to us.
         let script = format!(
             "'{}' -S sock -M -f >/dev/null 2>&1 & echo $!; sleep 600 >/dev/null 2>&1 & echo $!",
@@ -156,6 +176,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(!is_ssh_master(other));
+        // The first one stops: the master may be the other's, and is left alone.
+        assert!(!closed());
+        assert!(children().contains(&master));
+        assert!(closed());
         assert_eq!(stop_leftover_masters(), 1);
         assert!(!std::path::Path::new(&format!("/proc/{master}")).exists());
         assert!(children().contains(&other));

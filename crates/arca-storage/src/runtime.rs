@@ -9,9 +9,10 @@
 //! connected to the server for good, with no socket left to stop it by. Under load that
 //! happened to about one run in three.
 //!
-//! So a runtime that has such tasks is given time for them to finish before it is dropped:
-//! [`IoRuntime`] waits, up to [`DRAIN_LIMIT`], for the runtime to have no task left. Then it
-//! ends the masters that are still running although told to exit ([`crate::reaper`]).
+//! So a runtime that serves SFTP is given time for such tasks to finish before it is dropped:
+//! [`IoRuntime`] waits, up to [`DRAIN_LIMIT`], for the runtime to have no task left. Then, if
+//! it was the last SFTP runtime of the process, it ends the masters that are still running
+//! although told to exit ([`crate::reaper`]).
 
 use std::ops::Deref;
 use std::time::{Duration, Instant};
@@ -20,16 +21,21 @@ use std::time::{Duration, Instant};
 /// local socket and normally takes milliseconds.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
-/// A runtime that, when `drain` is set, lets its tasks finish before it stops, then ends the
-/// ssh masters left among this process's children.
+/// A runtime that, when it serves SFTP, lets its tasks finish before it stops, then ends the
+/// ssh masters left among this process's children once no SFTP storage is open.
 pub struct IoRuntime {
     rt: tokio::runtime::Runtime,
-    drain: bool,
+    sftp: bool,
 }
 
 impl IoRuntime {
-    pub fn new(rt: tokio::runtime::Runtime, drain: bool) -> Self {
-        IoRuntime { rt, drain }
+    /// Call it before the runtime starts any ssh command: an SFTP runtime makes the process
+    /// adopt its masters ([`crate::reaper::opened`]).
+    pub fn new(rt: tokio::runtime::Runtime, sftp: bool) -> Self {
+        if sftp {
+            crate::reaper::opened();
+        }
+        IoRuntime { rt, sftp }
     }
 }
 
@@ -43,11 +49,27 @@ impl Deref for IoRuntime {
 
 impl Drop for IoRuntime {
     fn drop(&mut self) {
-        // `block_on` cannot run inside another runtime; a runtime dropped there is a bug
-        // tokio reports itself.
-        if !self.drain || tokio::runtime::Handle::try_current().is_ok() {
+        if !self.sftp {
             return;
         }
+        // `block_on` cannot run inside another runtime (where dropping this one is a bug tokio
+        // reports itself).
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.drain();
+        }
+        // Another SFTP storage still open has masters of its own among the children.
+        if crate::reaper::closed() {
+            let stopped = crate::reaper::stop_leftover_masters();
+            if stopped > 0 {
+                tracing::debug!("stopped {stopped} ssh masters that outlived their sessions");
+            }
+        }
+    }
+}
+
+impl IoRuntime {
+    /// Waits, up to [`DRAIN_LIMIT`], for the runtime to have no task left.
+    fn drain(&self) {
         let until = Instant::now() + DRAIN_LIMIT;
         let metrics = self.rt.metrics();
         self.rt.block_on(async {
@@ -61,10 +83,6 @@ impl Drop for IoRuntime {
                 "{left} storage tasks still running after {} s; stopping them",
                 DRAIN_LIMIT.as_secs()
             );
-        }
-        let stopped = crate::reaper::stop_leftover_masters();
-        if stopped > 0 {
-            tracing::debug!("stopped {stopped} ssh masters that outlived their sessions");
         }
     }
 }
