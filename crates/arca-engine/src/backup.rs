@@ -171,6 +171,8 @@ impl StreamPack {
     fn finish(mut self, keys: &arca_crypto::DerivedKeys) -> Result<PackOut> {
         let (tail, blobs) = std::mem::take(&mut self.layout).finish(keys);
         self.append(&tail)?;
+        // Its write buffer is freed here, not after the uploader's `fdatasync`.
+        self.file.close()?;
         Ok(PackOut {
             id: Id(*self.hasher.finalize().as_bytes()),
             body: PackBody::Local(self.file),
@@ -583,6 +585,12 @@ fn indexer(repo: &Repository, rx: Receiver<IndexPack>, shared: &Shared) -> Resul
 
 /// Bytes the content-defined cutter's read buffer holds beyond the largest chunk.
 const READ_AHEAD: usize = 1 << 20;
+
+/// The cutter's read buffer starts this long and doubles when a piece needs more, up to the
+/// largest chunk plus [`READ_AHEAD`]; it keeps its length from file to file. A folder of small
+/// files then never fills (and keeps) the full 5 MiB: it was a fifth of the resident memory of
+/// a day-1 backup of 100 k small files (BENCHMARKS.md, "Session 14").
+const READ_START: usize = 64 << 10;
 
 /// A directory of the snapshot root that stands for a path's ancestors.
 enum Virtual {
@@ -1341,18 +1349,27 @@ impl Walker<'_> {
     /// it holds: that partial chunk is moved to the front and cut again once more is read.
     fn read_cdc(&mut self, file: &mut File) -> std::io::Result<(u64, FileChunks)> {
         let max = self.repo.cdc().max_size();
+        let full = max + READ_AHEAD;
         let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(max + READ_AHEAD, 0);
+        if buf.len() < READ_START.min(full) {
+            buf.resize(READ_START.min(full), 0);
+        }
         let (mut start, mut end, mut eof) = (0usize, 0usize, false);
         let mut chunks = ChunksBuilder::default();
         let mut total = 0u64;
         let mut refill = true;
         let result = loop {
-            if refill && !eof {
+            // Also when the last piece took all the buffer held: a buffer that has not grown
+            // yet can be no longer than the largest chunk.
+            if (refill || start == end) && !eof {
                 if start > 0 {
                     buf.copy_within(start..end, 0);
                     end -= start;
                     start = 0;
+                }
+                // A full buffer with no cut in it, shorter than the largest chunk: grow it.
+                if end == buf.len() && buf.len() < full {
+                    buf.resize((buf.len() * 2).min(full), 0);
                 }
                 while end < buf.len() {
                     match file.read(&mut buf[end..]) {
@@ -1564,13 +1581,34 @@ mod tests {
             data.extend(std::iter::repeat_n((x & 0xff) as u8, same));
         }
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("f"), &data).unwrap();
+        // Small files first ("a".."f" sort before "z"), around the read buffer's first length
+        // and the largest chunk, so the buffer grows across files and within the big one.
+        let mut files = vec![("z".to_string(), data.clone())];
+        for (i, len) in [
+            READ_START - 1,
+            READ_START,
+            READ_START + 1,
+            3 * READ_START,
+            max,
+            max + 1,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            files.push((
+                format!("{}", (b'a' + i as u8) as char),
+                data[len..2 * len].to_vec(),
+            ));
+        }
         let mut want = std::collections::BTreeSet::new();
-        let mut at = 0;
-        while at < data.len() {
-            let n = repo.cdc().cut(&data[at..]);
-            want.insert(Id(repo.keys().blob_id(&data[at..at + n])));
-            at += n;
+        for (name, data) in &files {
+            std::fs::write(dir.path().join(name), data).unwrap();
+            let mut at = 0;
+            while at < data.len() {
+                let n = repo.cdc().cut(&data[at..]);
+                want.insert(Id(repo.keys().blob_id(&data[at..at + n])));
+                at += n;
+            }
         }
         assert!(want.len() > 12, "{} chunks", want.len());
 

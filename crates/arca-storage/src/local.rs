@@ -57,10 +57,11 @@ impl LocalFolder {
         )
         .map_err(|e| self.io(&name, "create", e))?;
         Ok(LocalFile {
-            file: Some(file),
+            body: Body::Open(file),
             name,
             folder: self.clone(),
             written: 0,
+            committed: false,
         })
     }
 
@@ -141,11 +142,21 @@ impl LocalFolder {
 /// A file being written under a temporary name; see [`LocalFolder::create`].
 /// Dropped without [`LocalFile::commit`], it is removed.
 pub struct LocalFile {
-    file: Option<DirectWriter<AlignedBuf>>,
+    body: Body,
     /// Its path under the repository root, in [`TEMPORARY_DIR`].
     name: String,
     folder: LocalFolder,
     written: u64,
+    committed: bool,
+}
+
+enum Body {
+    /// Being written through its buffer.
+    Open(DirectWriter<AlignedBuf>),
+    /// Written whole and its buffer freed ([`LocalFile::close`]), waiting for its commit.
+    Closed(File),
+    /// A write or close failed: the file cannot be committed.
+    Broken,
 }
 
 impl std::fmt::Debug for LocalFile {
@@ -166,25 +177,50 @@ impl LocalFile {
 
     /// Appends `data`.
     pub fn write_all(&mut self, data: &[u8]) -> Result<()> {
-        let file = self
-            .file
-            .as_mut()
-            .expect("a LocalFile is open until commit");
-        file.write_all(data)
-            .map_err(|e| self.folder.io(&self.name, "write", e))?;
+        let Body::Open(file) = &mut self.body else {
+            return Err(self.folder.io(&self.name, "write", not_open()));
+        };
+        if let Err(e) = file.write_all(data) {
+            self.body = Body::Broken;
+            return Err(self.folder.io(&self.name, "write", e));
+        }
         self.written += data.len() as u64;
         Ok(())
     }
 
+    /// Writes out what the buffer still holds and frees the buffer; nothing can be appended
+    /// after. A backup closes each pack as soon as it is full, so the packs waiting for their
+    /// `fdatasync` in [`LocalFile::commit`] do not each keep a 1 MiB buffer.
+    pub fn close(&mut self) -> Result<()> {
+        match std::mem::replace(&mut self.body, Body::Broken) {
+            Body::Open(file) => {
+                let file = file
+                    .finish()
+                    .map_err(|e| self.folder.io(&self.name, "write", e))?;
+                self.body = Body::Closed(file);
+                Ok(())
+            }
+            Body::Closed(file) => {
+                self.body = Body::Closed(file);
+                Ok(())
+            }
+            Body::Broken => Err(self.folder.io(&self.name, "write", not_open())),
+        }
+    }
+
     /// Makes the file durable and gives it its name, `path` under the repository root.
     pub fn commit(mut self, path: &str) -> Result<()> {
-        let file = self.file.take().expect("a LocalFile is open until commit");
         let root = &self.folder.root;
         let tmp = root.join(&self.name);
         let dest = root.join(path);
         let parent = dest.parent().unwrap_or(root).to_path_buf();
+        let body = std::mem::replace(&mut self.body, Body::Broken);
         let r = (|| {
-            let file = file.finish()?;
+            let file = match body {
+                Body::Open(file) => file.finish()?,
+                Body::Closed(file) => file,
+                Body::Broken => return Err(not_open()),
+            };
             file.sync_data()?;
             drop(file);
             std::fs::create_dir_all(&parent)?;
@@ -192,18 +228,23 @@ impl LocalFile {
             File::open(&parent)?.sync_all()
         })();
         if let Err(e) = r {
-            let _ = std::fs::remove_file(&tmp);
             return Err(self.folder.io(path, "write", e));
         }
+        self.committed = true;
         self.folder.stats.request();
         self.folder.stats.sent(self.written);
         Ok(())
     }
 }
 
+/// A write to a file that is closed, or that an earlier failed write left incomplete.
+fn not_open() -> std::io::Error {
+    std::io::Error::other("the file was closed, or an earlier write to it failed")
+}
+
 impl Drop for LocalFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if !self.committed {
             let _ = std::fs::remove_file(self.folder.root.join(&self.name));
         }
     }
@@ -233,11 +274,38 @@ mod tests {
         let mut g = folder.create().unwrap();
         g.write_all(b"abandoned").unwrap();
         drop(g);
+        let mut h = folder.create().unwrap();
+        h.write_all(b"closed, abandoned").unwrap();
+        h.close().unwrap();
+        drop(h);
         assert_eq!(
             std::fs::read_dir(dir.path().join(TEMPORARY_DIR))
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn a_closed_file_takes_no_more_and_commits_what_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        let folder = LocalFolder::new(dir.path().to_path_buf(), "file://x".into(), stats);
+        let mut f = folder.create().unwrap();
+        // More than one buffer's worth, and not a whole number of blocks.
+        let data: Vec<u8> = (0..PACK_WRITE_BUF + 5000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        f.write_all(&data).unwrap();
+        f.close().unwrap();
+        f.close().unwrap();
+        let err = f.write_all(b"late").unwrap_err().to_string();
+        assert!(err.contains("closed"), "{err}");
+        assert_eq!(f.len(), data.len() as u64);
+        f.commit("data/cd/cdef").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("data/cd/cdef")).unwrap(),
+            data
         );
     }
 }
