@@ -588,8 +588,8 @@ const READ_AHEAD: usize = 1 << 20;
 
 /// The cutter's read buffer starts this long and doubles when a piece needs more, up to the
 /// largest chunk plus [`READ_AHEAD`]; it keeps its length from file to file. A folder of small
-/// files then never fills (and keeps) the full 5 MiB: it was a fifth of the resident memory of
-/// a day-1 backup of 100 k small files (BENCHMARKS.md, "Session 14").
+/// files then never fills (and keeps) the full 5 MiB: it was a quarter of the peak memory of a
+/// day-1 backup of 100 k small files, half of arca's own (BENCHMARKS.md, "Session 14").
 const READ_START: usize = 64 << 10;
 
 /// A directory of the snapshot root that stands for a path's ancestors.
