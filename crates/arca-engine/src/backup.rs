@@ -1351,8 +1351,9 @@ impl Walker<'_> {
         let max = self.repo.cdc().max_size();
         let full = max + READ_AHEAD;
         let mut buf = std::mem::take(&mut self.buf);
-        if buf.len() < READ_START.min(full) {
-            buf.resize(READ_START.min(full), 0);
+        let first = READ_START.min(full);
+        if buf.len() < first {
+            buf.resize(first, 0);
         }
         let (mut start, mut end, mut eof) = (0usize, 0usize, false);
         let mut chunks = ChunksBuilder::default();

@@ -61,7 +61,6 @@ impl LocalFolder {
             name,
             folder: self.clone(),
             written: 0,
-            committed: false,
         })
     }
 
@@ -147,7 +146,6 @@ pub struct LocalFile {
     name: String,
     folder: LocalFolder,
     written: u64,
-    committed: bool,
 }
 
 enum Body {
@@ -157,6 +155,8 @@ enum Body {
     Closed(File),
     /// A write or close failed: the file cannot be committed.
     Broken,
+    /// Named and durable; dropping it leaves it in place.
+    Committed,
 }
 
 impl std::fmt::Debug for LocalFile {
@@ -192,35 +192,30 @@ impl LocalFile {
     /// after. A backup closes each pack as soon as it is full, so the packs waiting for their
     /// `fdatasync` in [`LocalFile::commit`] do not each keep a 1 MiB buffer.
     pub fn close(&mut self) -> Result<()> {
-        match std::mem::replace(&mut self.body, Body::Broken) {
-            Body::Open(file) => {
-                let file = file
-                    .finish()
-                    .map_err(|e| self.folder.io(&self.name, "write", e))?;
-                self.body = Body::Closed(file);
-                Ok(())
+        self.body = match std::mem::replace(&mut self.body, Body::Broken) {
+            Body::Open(file) => Body::Closed(
+                file.finish()
+                    .map_err(|e| self.folder.io(&self.name, "write", e))?,
+            ),
+            Body::Closed(file) => Body::Closed(file),
+            Body::Broken | Body::Committed => {
+                return Err(self.folder.io(&self.name, "write", not_open()));
             }
-            Body::Closed(file) => {
-                self.body = Body::Closed(file);
-                Ok(())
-            }
-            Body::Broken => Err(self.folder.io(&self.name, "write", not_open())),
-        }
+        };
+        Ok(())
     }
 
     /// Makes the file durable and gives it its name, `path` under the repository root.
     pub fn commit(mut self, path: &str) -> Result<()> {
+        self.close()?;
+        let Body::Closed(file) = std::mem::replace(&mut self.body, Body::Broken) else {
+            unreachable!("close leaves the file closed or fails");
+        };
         let root = &self.folder.root;
         let tmp = root.join(&self.name);
         let dest = root.join(path);
         let parent = dest.parent().unwrap_or(root).to_path_buf();
-        let body = std::mem::replace(&mut self.body, Body::Broken);
         let r = (|| {
-            let file = match body {
-                Body::Open(file) => file.finish()?,
-                Body::Closed(file) => file,
-                Body::Broken => return Err(not_open()),
-            };
             file.sync_data()?;
             drop(file);
             std::fs::create_dir_all(&parent)?;
@@ -230,7 +225,7 @@ impl LocalFile {
         if let Err(e) = r {
             return Err(self.folder.io(path, "write", e));
         }
-        self.committed = true;
+        self.body = Body::Committed;
         self.folder.stats.request();
         self.folder.stats.sent(self.written);
         Ok(())
@@ -244,7 +239,7 @@ fn not_open() -> std::io::Error {
 
 impl Drop for LocalFile {
     fn drop(&mut self) {
-        if !self.committed {
+        if !matches!(self.body, Body::Committed) {
             let _ = std::fs::remove_file(self.folder.root.join(&self.name));
         }
     }

@@ -7,7 +7,7 @@
 //! the master's socket. Cancel that task half-way and the folder can be gone before
 //! `ssh -O exit` reached the socket: the master, started with `ControlPersist=yes`, then stays
 //! connected to the server for good, with no socket left to stop it by. Under load that
-//! happened to about one run in three.
+//! happened to 1 run of the sftp test in 18.
 //!
 //! So a runtime that serves SFTP is given time for such tasks to finish before it is dropped:
 //! [`IoRuntime`] waits, up to [`DRAIN_LIMIT`], for the runtime to have no task left. Then, if
