@@ -82,7 +82,7 @@ impl AeadKey {
         for p in parts {
             out.extend_from_slice(p);
         }
-        self.seal_from(aad, out, at);
+        self.seal_in_place_at(aad, out, at);
     }
 
     /// Seals `buf[NONCE_LEN..]` where it lies: writes a fresh nonce over `buf[..NONCE_LEN]`,
@@ -92,11 +92,15 @@ impl AeadKey {
     /// # Panics
     /// If `buf` is shorter than `NONCE_LEN` (a caller that did not reserve the nonce's room).
     pub fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) {
-        self.seal_from(aad, buf, 0);
+        self.seal_in_place_at(aad, buf, 0);
     }
 
-    /// Seals `buf[at + NONCE_LEN..]` in place, its nonce at `buf[at..]`, and appends the tag.
-    fn seal_from(&self, aad: &[u8], buf: &mut Vec<u8>, at: usize) {
+    /// Seals `buf[at + NONCE_LEN..]` in place, its nonce at `buf[at..]`, and appends the tag;
+    /// `buf[..at]` (a header the caller wrote) is left as it is.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than `at + NONCE_LEN`.
+    pub fn seal_in_place_at(&self, aad: &[u8], buf: &mut Vec<u8>, at: usize) {
         assert!(buf.len() >= at + NONCE_LEN, "no room for the nonce");
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);

@@ -169,8 +169,7 @@ impl StreamPack {
     }
 
     fn finish(mut self, keys: &arca_crypto::DerivedKeys) -> Result<PackOut> {
-        let (tail, blobs) = std::mem::take(&mut self.layout).finish(keys);
-        self.append(&tail)?;
+        let blobs = std::mem::take(&mut self.layout).finish(keys, |tail| self.append(tail))?;
         // Its write buffer is freed here, not after the uploader's `fdatasync`.
         self.file.close()?;
         Ok(PackOut {
@@ -510,7 +509,9 @@ fn pack_blobs(
                 }
             }
         }
-        pool.put(b.bytes);
+        if b.kind == BlobKind::Data {
+            pool.put(b.bytes);
+        }
         budget.give(b.raw_len as usize);
     }
     for sp in [stream, tree_stream].into_iter().flatten() {
@@ -803,7 +804,14 @@ impl Walker<'_> {
             if !self.budget.take(data.len(), || self.shared.failed()) {
                 return Err(stopped());
             }
-            let mut buf = self.pool.get(SEAL_ROOM + data.len() + arca_crypto::TAG_LEN);
+            let cap = SEAL_ROOM + data.len() + arca_crypto::TAG_LEN;
+            // A tree (one per folder; about 70 KiB for a folder of 1,000 small files) takes a
+            // buffer of its own, which the packer drops: pooled, the trees of wide folders
+            // kept up to a dozen idle buffers of their size (BENCHMARKS.md, "Session 15").
+            let mut buf = match kind {
+                BlobKind::Data => self.pool.get(cap),
+                BlobKind::Tree => Vec::with_capacity(cap),
+            };
             buf.resize(SEAL_ROOM, 0);
             buf.extend_from_slice(data);
             let job = Job {

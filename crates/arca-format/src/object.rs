@@ -5,9 +5,9 @@
 //! `length (u32 LE) || zstd(postcard(value)) || zeros`, padded to a Padmé bucket of at least
 //! 512 bytes so an object's size says little about how many entries it holds.
 
-use arca_crypto::DerivedKeys;
+use arca_crypto::{DerivedKeys, NONCE_LEN, TAG_LEN};
 
-use crate::blob::decompress_at_most;
+use crate::blob::{decompress_at_most, fast_compressor};
 use crate::{FORMAT_VERSION, FormatError, decode, encode};
 
 /// Kinds of sealed objects; the byte after the version.
@@ -22,26 +22,32 @@ pub enum ObjectKind {
 /// Largest plaintext a metadata object may decompress to (defends against zstd bombs).
 pub const MAX_OBJECT_PLAINTEXT: usize = 1 << 30;
 
-/// The zstd level of metadata objects. Their bulk is ids, which do not compress at any level,
-/// and level 1's context is half level 3's for the largest objects (0.5 MiB index files:
-/// 0.57 against 1.27 MiB, made for each object written).
-const OBJECT_LEVEL: i32 = 1;
-
 pub fn seal_object<T: serde::Serialize>(
     keys: &DerivedKeys,
     kind: ObjectKind,
     value: &T,
 ) -> Vec<u8> {
     let plain = encode(value);
-    let compressed = zstd::bulk::compress(&plain, OBJECT_LEVEL).expect("zstd compresses any input");
-    let len = 4 + compressed.len();
-    let mut framed = Vec::with_capacity(bucket(len));
-    framed.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
-    framed.extend_from_slice(&compressed);
-    framed.resize(bucket(len), 0);
-    let mut out = vec![FORMAT_VERSION, kind as u8];
+    // Level 1 with a small window (`blob::fast_compressor`): the bulk of an object is ids,
+    // which do not compress at any level, and a context sized by the object would take
+    // 0.57 MiB for a 0.5 MiB index file (1.27 MiB at level 3), made for each object written.
+    // The frame is written straight after the header, the nonce's room and its length, and
+    // sealed where it lies: an object of n bytes is held twice at most (its encoding and the
+    // sealed object), not four times (with the frame and the padded plaintext beside them).
+    let head = 2 + NONCE_LEN + 4;
+    let bound = zstd::zstd_safe::compress_bound(plain.len());
+    let mut out = Vec::with_capacity(head - 4 + bucket(4 + bound) + TAG_LEN);
+    out.extend_from_slice(&[FORMAT_VERSION, kind as u8]);
+    out.resize(head + bound, 0);
+    let clen = fast_compressor()
+        .compress_to_buffer(&plain, &mut out[head..])
+        .expect("zstd compresses any input into its bound");
+    drop(plain);
+    out[head - 4..head].copy_from_slice(&(clen as u32).to_le_bytes());
+    out.truncate(head + clen);
+    out.resize(head - 4 + bucket(4 + clen), 0);
     keys.meta
-        .seal_into(&[FORMAT_VERSION, kind as u8], &framed, &mut out);
+        .seal_in_place_at(&[FORMAT_VERSION, kind as u8], &mut out, 2);
     out
 }
 

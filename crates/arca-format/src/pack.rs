@@ -95,24 +95,44 @@ impl PackLayout {
         self.len += sealed_len as u64;
     }
 
-    /// The bytes that end the pack (random padding to a Padmé size, the sealed header, its
-    /// length), and the blob list.
-    pub fn finish(self, keys: &DerivedKeys) -> (Vec<u8>, Vec<BlobEntry>) {
+    /// Ends the pack: hands `write` the random padding that brings the file to a Padmé size (in
+    /// pieces of at most [`PAD_PIECE`] bytes), then the sealed header and its length, and
+    /// returns the blob list. Nothing of the tail is held whole beside the header: the padding
+    /// of a 16 MiB pack reaches 0.5 MiB.
+    pub fn finish<E>(
+        self,
+        keys: &DerivedKeys,
+        mut write: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Vec<BlobEntry>, E> {
         let header = seal_object(
             keys,
             ObjectKind::PackHeader,
-            &PackHeader {
-                blobs: self.blobs.clone(),
-            },
+            &PackHeaderRef { blobs: &self.blobs },
         );
         let base = self.len + header.len() as u64 + 4;
-        let pad = (padme(base) - base) as usize;
-        let mut tail = vec![0u8; pad];
-        OsRng.fill_bytes(&mut tail);
-        tail.extend_from_slice(&header);
-        tail.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        (tail, self.blobs)
+        let mut pad = (padme(base) - base) as usize;
+        let mut piece = vec![0u8; pad.min(PAD_PIECE)];
+        while pad > 0 {
+            let n = pad.min(piece.len());
+            OsRng.fill_bytes(&mut piece[..n]);
+            write(&piece[..n])?;
+            pad -= n;
+        }
+        write(&header)?;
+        write(&(header.len() as u32).to_le_bytes())?;
+        Ok(self.blobs)
     }
+}
+
+/// Most bytes of padding [`PackLayout::finish`] hands over at once.
+pub const PAD_PIECE: usize = 64 << 10;
+
+/// [`PackHeader`] as it is written, borrowing the blob list: postcard encodes a slice as it
+/// does a vector, so a pack's list (about 48 bytes a blob, 8 Ki blobs at most) is not copied
+/// to be sealed.
+#[derive(Serialize)]
+struct PackHeaderRef<'a> {
+    blobs: &'a [BlobEntry],
 }
 
 /// Builds one pack in memory.
@@ -157,10 +177,15 @@ impl PackBuilder {
     }
 
     /// Seals the header, pads, and returns the pack's id, bytes and blob list.
-    pub fn finish(mut self, keys: &DerivedKeys) -> (Id, Vec<u8>, Vec<BlobEntry>) {
-        let (tail, blobs) = self.layout.finish(keys);
-        self.buf.extend_from_slice(&tail);
-        (Id::of_stored(&self.buf), self.buf, blobs)
+    pub fn finish(self, keys: &DerivedKeys) -> (Id, Vec<u8>, Vec<BlobEntry>) {
+        let PackBuilder { mut buf, layout } = self;
+        let blobs = layout
+            .finish(keys, |bytes| {
+                buf.extend_from_slice(bytes);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        (Id::of_stored(&buf), buf, blobs)
     }
 }
 
@@ -219,6 +244,67 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_header_is_encoded_as_a_borrowed_list_is() {
+        let blobs: Vec<BlobEntry> = (0..3u8)
+            .map(|i| BlobEntry {
+                id: Id([i; 32]),
+                kind: if i == 1 {
+                    BlobKind::Tree
+                } else {
+                    BlobKind::Data
+                },
+                offset: 1 + 1000 * u32::from(i),
+                length: 1000,
+                raw_length: 70_000 * u32::from(i),
+            })
+            .collect();
+        assert_eq!(
+            crate::encode(&PackHeaderRef { blobs: &blobs }),
+            crate::encode(&PackHeader { blobs })
+        );
+    }
+
+    #[test]
+    fn padding_longer_than_a_piece_comes_in_pieces_and_the_pack_reads_back() {
+        let k = BackupKey::from_bytes([5; 32]).derived();
+        let mut s = Sealer::default();
+        let mut layout = PackLayout::new();
+        let mut bytes = PackLayout::START.to_vec();
+        // Three random (so stored) blobs of 2.1 MB make a 6.3 MB pack, whose Padmé padding
+        // (to a multiple of 256 KiB) exceeds one piece.
+        for _ in 0..3 {
+            let mut chunk = vec![0u8; 2_100_000];
+            rand_core::RngCore::fill_bytes(&mut OsRng, &mut chunk);
+            let id = Id(k.blob_id(&chunk));
+            let mut sealed = Vec::new();
+            s.seal_into(&k, BlobKind::Data, &id, &chunk, &mut sealed);
+            layout.push(id, BlobKind::Data, chunk.len() as u32, sealed.len());
+            bytes.extend_from_slice(&sealed);
+        }
+        let before = bytes.len();
+        let mut pieces = Vec::new();
+        let entries = layout
+            .finish(&k, |tail| {
+                pieces.push(tail.len());
+                bytes.extend_from_slice(tail);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        let (pad, _) = pieces.split_at(pieces.len() - 2);
+        assert!(pad.len() > 1, "{pieces:?}");
+        assert!(pad.iter().all(|&n| n <= PAD_PIECE), "{pieces:?}");
+        assert!(pad.iter().sum::<usize>() > PAD_PIECE);
+        assert_eq!(bytes.len(), before + pieces.iter().sum::<usize>());
+        assert_eq!(padme(bytes.len() as u64), bytes.len() as u64);
+        assert_eq!(read_header(&k, &bytes).unwrap(), entries);
+        for e in &entries {
+            let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+            let plain = open_blob(&k, e.kind, &e.id, sealed, e.raw_length as usize).unwrap();
+            assert_eq!(Id(k.blob_id(&plain)), e.id);
+        }
+    }
+
     proptest! {
         #[test]
         fn pack_round_trip(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..20)) {
@@ -261,9 +347,11 @@ mod tests {
                 bytes.extend_from_slice(&sealed);
                 prop_assert_eq!(layout.len(), bytes.len() as u64);
             }
-            let (tail, entries) = layout.finish(&k);
-            hasher.update(&tail);
-            bytes.extend_from_slice(&tail);
+            let entries = layout.finish(&k, |tail| {
+                hasher.update(tail);
+                bytes.extend_from_slice(tail);
+                Ok::<(), ()>(())
+            }).unwrap();
             prop_assert_eq!(Id(*hasher.finalize().as_bytes()), Id::of_stored(&bytes));
             prop_assert_eq!(padme(bytes.len() as u64), bytes.len() as u64);
             prop_assert_eq!(read_header(&k, &bytes).unwrap(), entries);
