@@ -111,6 +111,14 @@ struct Job {
     media: bool,
 }
 
+/// Whether a blob's buffer comes from the pool and goes back to it: a data chunk's does. A tree
+/// (one per folder; about 70 KiB for a folder of 1,000 small files) takes a buffer of its own,
+/// which the packer drops: pooled, the trees of wide folders kept up to a dozen idle buffers of
+/// their size (BENCHMARKS.md, "Session 15").
+fn pooled(kind: BlobKind) -> bool {
+    kind == BlobKind::Data
+}
+
 struct SealedBlob {
     id: Id,
     kind: BlobKind,
@@ -509,7 +517,7 @@ fn pack_blobs(
                 }
             }
         }
-        if b.kind == BlobKind::Data {
+        if pooled(b.kind) {
             pool.put(b.bytes);
         }
         budget.give(b.raw_len as usize);
@@ -805,12 +813,10 @@ impl Walker<'_> {
                 return Err(stopped());
             }
             let cap = SEAL_ROOM + data.len() + arca_crypto::TAG_LEN;
-            // A tree (one per folder; about 70 KiB for a folder of 1,000 small files) takes a
-            // buffer of its own, which the packer drops: pooled, the trees of wide folders
-            // kept up to a dozen idle buffers of their size (BENCHMARKS.md, "Session 15").
-            let mut buf = match kind {
-                BlobKind::Data => self.pool.get(cap),
-                BlobKind::Tree => Vec::with_capacity(cap),
+            let mut buf = if pooled(kind) {
+                self.pool.get(cap)
+            } else {
+                Vec::with_capacity(cap)
             };
             buf.resize(SEAL_ROOM, 0);
             buf.extend_from_slice(data);

@@ -34,20 +34,22 @@ pub fn seal_object<T: serde::Serialize>(
     // The frame is written straight after the header, the nonce's room and its length, and
     // sealed where it lies: an object of n bytes is held twice at most (its encoding and the
     // sealed object), not four times (with the frame and the padded plaintext beside them).
-    let head = 2 + NONCE_LEN + 4;
+    let header = [FORMAT_VERSION, kind as u8];
+    // The sealed plaintext starts after the header and the nonce; its frame after the length.
+    let sealed_from = header.len() + NONCE_LEN;
+    let frame_from = sealed_from + 4;
     let bound = zstd::zstd_safe::compress_bound(plain.len());
-    let mut out = Vec::with_capacity(head - 4 + bucket(4 + bound) + TAG_LEN);
-    out.extend_from_slice(&[FORMAT_VERSION, kind as u8]);
-    out.resize(head + bound, 0);
+    let mut out = Vec::with_capacity(sealed_from + bucket(4 + bound) + TAG_LEN);
+    out.extend_from_slice(&header);
+    out.resize(frame_from + bound, 0);
     let clen = fast_compressor()
-        .compress_to_buffer(&plain, &mut out[head..])
+        .compress_to_buffer(&plain, &mut out[frame_from..])
         .expect("zstd compresses any input into its bound");
     drop(plain);
-    out[head - 4..head].copy_from_slice(&(clen as u32).to_le_bytes());
-    out.truncate(head + clen);
-    out.resize(head - 4 + bucket(4 + clen), 0);
-    keys.meta
-        .seal_in_place_at(&[FORMAT_VERSION, kind as u8], &mut out, 2);
+    out[sealed_from..frame_from].copy_from_slice(&(clen as u32).to_le_bytes());
+    out.truncate(frame_from + clen);
+    out.resize(sealed_from + bucket(4 + clen), 0);
+    keys.meta.seal_in_place_at(&header, &mut out, header.len());
     out
 }
 
