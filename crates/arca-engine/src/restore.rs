@@ -6,7 +6,8 @@
 //! beside its final one, every chunk is authenticated and checked against its id before it is
 //! written, and only a complete file is renamed into place: an interrupted restore never leaves
 //! a half file under the real name. Reads of chunks that sit next to each other in a pack are
-//! merged.
+//! merged. Nothing is written through a symlink found in the target (see `make_dir` and the
+//! temporary file's `O_EXCL`); docs/SECURITY.md says what a concurrent writer can still do.
 //!
 //! A restore run again into the same target (after an interruption) skips the files that are
 //! already there whole: a file with the right size and modification time is read back chunk by
@@ -17,7 +18,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -271,11 +272,8 @@ impl Plan<'_> {
                 (_, Want::No) => {}
                 (Content::Dir { tree }, w) => {
                     if !counting {
-                        match std::fs::create_dir(&path) {
+                        match make_dir(&path) {
                             Ok(()) => {}
-                            Err(e)
-                                if e.kind() == std::io::ErrorKind::AlreadyExists
-                                    && path.is_dir() => {}
                             Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
                                 self.report.warnings.push(too_long(&path, &e));
                                 inner.pop();
@@ -364,6 +362,23 @@ impl Plan<'_> {
             inner.pop();
         }
         Ok(())
+    }
+}
+
+/// Makes the folder `path`, or keeps the folder already there. Anything else under that name
+/// (a symlink above all, even one to a folder, or a file) is removed first, as a file, a
+/// symlink or a special file of the backup replaces what is at its name: a restore never
+/// writes through a symlink it finds in the target.
+fn make_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::symlink_metadata(path)?.is_dir() {
+                return Ok(());
+            }
+            std::fs::remove_file(path)?;
+            std::fs::create_dir(path)
+        }
+        other => other,
     }
 }
 
@@ -498,7 +513,11 @@ fn already_restored(repo: &Repository, index: &MasterIndex, job: &FileJob) -> bo
     {
         return false;
     }
-    let Ok(mut f) = File::open(&job.path) else {
+    let Ok(mut f) = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&job.path)
+    else {
         return false;
     };
     let mut buf = Vec::new();
@@ -571,8 +590,17 @@ fn restore_file(
     let tmp = temp_name(&job.path);
     let result = (|| -> Result<Vec<String>> {
         let buf = &mut bufs.read;
+        // A temporary file left by an interrupted restore goes, and the new one must be new:
+        // `O_EXCL` fails on anything at that name, a symlink planted there too, so no byte is
+        // written through one.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(EngineError::io(&tmp, e));
+            }
+            _ => {}
+        }
         let mut options = File::options();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         let direct = job.size >= DIRECT_FROM;
         let mut f = DirectWriter::open(&options, &tmp, &mut bufs.write, direct)
             .map_err(|e| EngineError::io(&tmp, e))?;

@@ -194,12 +194,15 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
 
 /// `path` opened with `options` again, without `O_DIRECT`, after the filesystem refused that.
 /// Linux creates the file before it checks for `O_DIRECT`: a file that had to be new
-/// (`create_new`) now exists, made by the refused call itself, and is opened and emptied.
+/// (`create_new`) now exists, made by the refused call itself, and is opened and emptied; not
+/// through a symlink, should one have been swapped in since.
 fn open_after_refusal(options: &OpenOptions, path: &Path) -> io::Result<File> {
     match options.open(path) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            File::options().write(true).truncate(true).open(path)
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => File::options()
+            .write(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path),
         other => other,
     }
 }
