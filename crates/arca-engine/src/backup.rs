@@ -45,6 +45,7 @@ use crate::repo::{Repository, pack_path};
 use crate::sent::Sent;
 use crate::sqlite::{SIDECARS, consistent_copy, read_lock};
 use crate::stat::{Stat, fstat, list, lstat_at, open_at, open_dir_at, open_dir_beneath};
+use crate::streamhash::StreamHash;
 use crate::{EngineError, Result};
 
 /// How to run a backup.
@@ -150,7 +151,7 @@ impl PackBody {
 /// A data pack being streamed to a local file as its blobs arrive; hashed on the way for its name.
 struct StreamPack {
     file: LocalFile,
-    hasher: blake3::Hasher,
+    hasher: StreamHash,
     layout: PackLayout,
 }
 
@@ -158,7 +159,7 @@ impl StreamPack {
     fn new(file: LocalFile) -> Result<Self> {
         let mut p = StreamPack {
             file,
-            hasher: blake3::Hasher::new(),
+            hasher: StreamHash::new(),
             layout: PackLayout::new(),
         };
         p.append(&PackLayout::START)?;
@@ -181,7 +182,7 @@ impl StreamPack {
         // Its write buffer is freed here, not after the uploader's `fdatasync`.
         self.file.close()?;
         Ok(PackOut {
-            id: Id(*self.hasher.finalize().as_bytes()),
+            id: Id(self.hasher.finalize()),
             body: PackBody::Local(self.file),
             blobs,
         })

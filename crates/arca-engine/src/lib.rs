@@ -20,6 +20,7 @@ mod sent;
 mod spill;
 mod sqlite;
 mod stat;
+mod streamhash;
 
 pub use backup::{BackupOptions, BackupReport, PACK_MAX_BLOBS, backup, scan_totals};
 pub use browse::{Entry, list};
