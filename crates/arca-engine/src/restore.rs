@@ -590,20 +590,19 @@ fn restore_file(
     let tmp = temp_name(&job.path);
     let result = (|| -> Result<Vec<String>> {
         let buf = &mut bufs.read;
-        // A temporary file left by an interrupted restore goes, and the new one must be new:
-        // `O_EXCL` fails on anything at that name, a symlink planted there too, so no byte is
-        // written through one.
-        match std::fs::remove_file(&tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(EngineError::io(&tmp, e));
-            }
-            _ => {}
-        }
+        // The temporary file must be new: `O_EXCL` fails on anything at that name, a symlink
+        // planted there too, so no byte is written through one. Whatever is there (a file left
+        // by an interrupted restore) is removed and the file made again; only then, so that a
+        // restore does not pay a removal for every file.
         let mut options = File::options();
         options.write(true).create_new(true);
         let direct = job.size >= DIRECT_FROM;
-        let mut f = DirectWriter::open(&options, &tmp, &mut bufs.write, direct)
-            .map_err(|e| EngineError::io(&tmp, e))?;
+        let mut f = match DirectWriter::open(&options, &tmp, &mut bufs.write, direct) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::remove_file(&tmp)
+                .and_then(|()| DirectWriter::open(&options, &tmp, &mut bufs.write, direct)),
+            other => other,
+        }
+        .map_err(|e| EngineError::io(&tmp, e))?;
         let mut written = 0u64;
         job.chunks.for_each_stretch(repo, index, |chunks| {
             for (ids, locs) in runs(index, chunks)? {

@@ -59,15 +59,26 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `data` hashed in pieces of the lengths `cuts`, then the rest. After every piece, the
+    /// hasher has been given only whole multiples of [`ALIGN`] (what makes it fast), and the
+    /// stage holds the rest: fewer than [`STAGE`] bytes.
     fn streamed(data: &[u8], cuts: &[usize]) -> [u8; 32] {
         let mut h = StreamHash::new();
         let mut rest = data;
-        for &c in cuts {
+        let mut given = 0;
+        for &c in cuts.iter().chain([&usize::MAX]) {
             let n = c.min(rest.len());
             h.update(&rest[..n]);
             rest = &rest[n..];
+            given += n as u64;
+            assert_eq!(
+                h.hasher.count() % ALIGN as u64,
+                0,
+                "the hasher was fed unaligned"
+            );
+            assert!(h.staged.len() < STAGE, "the stage holds {}", h.staged.len());
+            assert_eq!(h.hasher.count() + h.staged.len() as u64, given);
         }
-        h.update(rest);
         h.finalize()
     }
 
