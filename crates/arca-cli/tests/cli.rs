@@ -551,3 +551,41 @@ fn the_index_on_disk_serves_every_command() {
             ));
     }
 }
+
+/// Every way of writing large files (`ARCA_WRITES`: the packs of a local repository and the
+/// restored files of 64 KiB or more) gives back the same files. A 17 MB file spans more than
+/// two of the streamed mode's 8 MiB windows, in its pack and in its restore.
+#[test]
+fn every_write_mode_backs_up_and_restores_the_same_files() {
+    for mode in ["streamed", "direct", "cached"] {
+        let env = Env::new();
+        let mut big = vec![0u8; 17_000_000];
+        rand::RngCore::fill_bytes(
+            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(11),
+            &mut big,
+        );
+        std::fs::write(env.src().join("photos/video.mp4"), &big).unwrap();
+        let vars = [("ARCA_WRITES", mode)];
+        env.json_with("devA", &vars, &["enable", "--key"]);
+        env.json_with("devA", &vars, &["backup", env.src().to_str().unwrap()]);
+        let target = env.path("restore");
+        env.json_with(
+            "devA",
+            &vars,
+            &["restore", "--target", target.to_str().unwrap()],
+        );
+        same_tree(&env.src(), &restored(&target, &env.src()));
+        env.json_with("devA", &vars, &["check", "--read-data"]);
+    }
+    // A value that is not a mode is refused before anything is done.
+    let env = Env::new();
+    env.arca("devA")
+        .env("ARCA_WRITES", "fast")
+        .args(["enable", "--key"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "ARCA_WRITES must be direct, cached or streamed",
+        ));
+    assert!(!env.repo().exists());
+}

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use arca_format::blob::{BlobKind, open_blob_in_place};
 use arca_format::id::Id;
 use arca_format::tree::{Content, Node};
-use arca_storage::{AlignedBuf, DirectWriter, RangeBuf};
+use arca_storage::{AlignedBuf, DirectWriter, RangeBuf, WriteMode};
 
 use crate::browse::components;
 use crate::chunks::FileChunks;
@@ -562,11 +562,14 @@ impl Default for Buffers {
 /// larger writes, and whole aligned blocks for `O_DIRECT`.
 const WRITE_BUF: usize = 1 << 20;
 
-/// Files at least this large are written past the page cache (`O_DIRECT`, see
-/// [`arca_storage::DirectWriter`]); smaller ones through it, so that a folder of small files
-/// does not wait for the device at each one. Restores of the benchmark corpus were as fast
-/// with 64 KiB as with every file direct, and slower with 256 KiB or 1 MiB (BENCHMARKS.md).
-const DIRECT_FROM: u64 = 64 << 10;
+/// Files at least this large are written as [`arca_storage::large_writes`] says (streamed, or
+/// past the page cache: see [`arca_storage::DirectWriter`]), and are on the disk when they get
+/// their name; smaller ones through the cache, so that a folder of small files does not wait
+/// for the device at each one. With `O_DIRECT`, restores of the benchmark corpus were as fast
+/// with 64 KiB as with every file direct, and slower with 256 KiB or 1 MiB. Streamed, 1 MiB
+/// left about 0.6 GB more in the cache for `sync` to write, for a restore as long until on the
+/// disk (BENCHMARKS.md, session 17).
+const LARGE_FROM: u64 = 64 << 10;
 
 /// Restores one file; returns a warning, if any, and whether the file was already there whole.
 fn restore_file(
@@ -596,10 +599,13 @@ fn restore_file(
         // restore does not pay a removal for every file.
         let mut options = File::options();
         options.write(true).create_new(true);
-        let direct = job.size >= DIRECT_FROM;
-        let mut f = match DirectWriter::open(&options, &tmp, &mut bufs.write, direct) {
+        let mode = match job.size >= LARGE_FROM {
+            true => arca_storage::large_writes(),
+            false => WriteMode::Cached,
+        };
+        let mut f = match DirectWriter::open(&options, &tmp, &mut bufs.write, mode) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::remove_file(&tmp)
-                .and_then(|()| DirectWriter::open(&options, &tmp, &mut bufs.write, direct)),
+                .and_then(|()| DirectWriter::open(&options, &tmp, &mut bufs.write, mode)),
             other => other,
         }
         .map_err(|e| EngineError::io(&tmp, e))?;

@@ -1,25 +1,45 @@
-//! Large files written past the kernel's page cache (`O_DIRECT`), where the filesystem allows.
+//! Large files written so that they do not fill the kernel's page cache: streamed (the
+//! default) or past the cache with `O_DIRECT`.
 //!
 //! A restore writes gigabytes that nobody reads back soon, and a backup to a local folder
 //! writes packs that it then makes durable with `fdatasync`. Written the usual way, every byte
 //! is first copied into a new page of the kernel's cache, which pushes out what the user's other
 //! programs had cached, holds the writer back once too much of it is dirty, and is written to
-//! the disk later anyway. With `O_DIRECT` the disk reads the bytes from the writer's own buffer:
-//! on the benchmark machine (BENCHMARKS.md, session 8) 2 GiB took 1.7–2.0 s that way, against
-//! 4.4–4.8 s through the cache without `fsync` and 5.9–16.6 s with it.
+//! the disk later anyway. [`WriteMode`] offers two ways around that:
+//!
+//! - **Streamed** ([`WriteMode::Streamed`], what [`large_writes`] gives unless set otherwise):
+//!   writes go through the cache, but the kernel is asked to write each [`STREAM_WINDOW`] back
+//!   as soon as it is complete (`sync_file_range`), and once the window after it is complete
+//!   too, the writer waits for it to be on the disk and drops its pages
+//!   (`POSIX_FADV_DONTNEED`). The device gets large writes while the writer goes on, a file
+//!   never holds more than about two windows of the cache, and the pages given back are the
+//!   ones the next window takes, so the cache does not grow. A file is on the disk, and out of
+//!   the cache, when [`DirectWriter::finish`] returns.
+//! - **Direct** ([`WriteMode::Direct`]): with `O_DIRECT` the disk reads the bytes from the
+//!   writer's own buffer, and the writer waits for every buffer.
+//!
+//! Which is faster depends on the host. On session 8's machine, 2 GiB took 1.7–2.0 s direct,
+//! against 4.4–4.8 s through the cache without `fsync` and 5.9–16.6 s with it. On session 17's
+//! (slower direct writes: `dd oflag=direct` 5.2 s for 2 GiB), a restore of the benchmark corpus
+//! took 4.1–5.5 s streamed against 6.8–10.2 s direct, and a day-0 backup 5.1–5.7 s against
+//! 7.1–10.3 s (BENCHMARKS.md, session 17). `ARCA_WRITES` (read by the CLI) chooses the mode for
+//! such measurements.
 //!
 //! `O_DIRECT` asks for buffers, file offsets and lengths that are multiples of the device's
 //! block size; [`ALIGN`] (4 KiB) covers the devices in use. Bytes are gathered in an
 //! [`AlignedBuf`] and written a whole buffer at a time; the last, partial block is written
 //! padded with zeros and the file is then cut to its length. A filesystem that refuses
 //! `O_DIRECT` (at open, or with `EINVAL` on a write) gets the same bytes through the page cache
-//! instead: the outcome is the same file, only slower.
+//! instead, and one without `sync_file_range` gets them through the cache unstreamed: the
+//! outcome is the same file, only slower.
 
 use std::borrow::BorrowMut;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::RangeBuf;
 
@@ -82,8 +102,65 @@ impl std::fmt::Debug for AlignedBuf {
     }
 }
 
-/// A new file written from start to end through an [`AlignedBuf`], past the page cache when
-/// the filesystem allows (see the module docs).
+/// How a [`DirectWriter`] gets its bytes to the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Past the page cache (`O_DIRECT`); through it where the filesystem refuses that.
+    Direct,
+    /// Through the page cache, written back whenever the kernel chooses.
+    Cached,
+    /// Through the page cache, but written back as the file grows, and each part dropped from
+    /// the cache once it is on the disk (see [`STREAM_WINDOW`]).
+    Streamed,
+}
+
+impl WriteMode {
+    const ALL: [WriteMode; 3] = [WriteMode::Direct, WriteMode::Cached, WriteMode::Streamed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteMode::Direct => "direct",
+            WriteMode::Cached => "cached",
+            WriteMode::Streamed => "streamed",
+        }
+    }
+}
+
+impl std::str::FromStr for WriteMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        WriteMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("{s:?} is not one of direct, cached, streamed"))
+    }
+}
+
+/// How large files are written: a restore's files of 64 KiB or more, and a local repository's
+/// packs. [`WriteMode::Streamed`] unless the program set another with [`set_large_writes`].
+pub fn large_writes() -> WriteMode {
+    WriteMode::ALL[LARGE_WRITES.load(Ordering::Relaxed) as usize]
+}
+
+/// Sets what [`large_writes`] returns, for the whole process (the CLI's `ARCA_WRITES`, for
+/// measurements: BENCHMARKS.md compares them on each host).
+pub fn set_large_writes(mode: WriteMode) {
+    let i = WriteMode::ALL.iter().position(|m| *m == mode);
+    LARGE_WRITES.store(i.expect("every mode is in ALL") as u8, Ordering::Relaxed);
+}
+
+/// The index in [`WriteMode::ALL`] of [`large_writes`]: streamed (BENCHMARKS.md, session 17).
+static LARGE_WRITES: AtomicU8 = AtomicU8::new(2);
+
+/// In [`WriteMode::Streamed`], the kernel is asked to start writing back each this many bytes
+/// as soon as they are written, and the writer waits for a part to be on the disk (and drops
+/// its pages) only when the part after it is complete. A file holds at most about two windows
+/// of the page cache, and the pages it gives back are the ones its next part takes.
+pub const STREAM_WINDOW: u64 = 8 << 20;
+
+/// A new file written from start to end through an [`AlignedBuf`], streamed or past the page
+/// cache as its [`WriteMode`] says (see the module docs).
 pub struct DirectWriter<B: BorrowMut<AlignedBuf>> {
     file: File,
     path: PathBuf,
@@ -92,15 +169,41 @@ pub struct DirectWriter<B: BorrowMut<AlignedBuf>> {
     /// Bytes of the file written so far (all but what `buf` holds).
     pos: u64,
     direct: bool,
+    /// Streamed: the bytes before `started` are being written back, and those before
+    /// `dropped` are on the disk and out of the cache. `None`: not streamed.
+    stream: Option<Stream>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Stream {
+    /// [`STREAM_WINDOW`], smaller in tests.
+    window: u64,
+    started: u64,
+    dropped: u64,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream {
+            window: STREAM_WINDOW,
+            started: 0,
+            dropped: 0,
+        }
+    }
 }
 
 impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
     /// Opens `path` with `options` (which say whether it is created, truncated or must be new)
-    /// and writes it from its start through `buf`. With `direct` false, or where the filesystem
-    /// refuses `O_DIRECT`, writes go through the cache.
-    pub fn open(options: &OpenOptions, path: &Path, mut buf: B, direct: bool) -> io::Result<Self> {
+    /// and writes it from its start through `buf`, as `mode` says. Where the filesystem refuses
+    /// `O_DIRECT`, writes go through the cache.
+    pub fn open(
+        options: &OpenOptions,
+        path: &Path,
+        mut buf: B,
+        mode: WriteMode,
+    ) -> io::Result<Self> {
         buf.borrow_mut().len = 0;
-        let (file, direct) = match direct {
+        let (file, direct) = match mode == WriteMode::Direct {
             true => match options.clone().custom_flags(libc::O_DIRECT).open(path) {
                 Ok(f) => (f, true),
                 Err(e) if refused(&e) => (open_after_refusal(options, path)?, false),
@@ -114,6 +217,7 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
             buf,
             pos: 0,
             direct,
+            stream: (mode == WriteMode::Streamed).then(Stream::default),
         })
     }
 
@@ -129,7 +233,7 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
         if !self.direct && buf.len == 0 && data.len() >= buf.cap {
             self.file.write_all_at(data, self.pos)?;
             self.pos += data.len() as u64;
-            return Ok(());
+            return self.stream_on(false);
         }
         while !data.is_empty() {
             let buf = self.buf.borrow_mut();
@@ -168,6 +272,55 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
         self.file.write_all_at(buf.filled(), self.pos)?;
         self.pos += len as u64;
         buf.len = 0;
+        self.stream_on(false)
+    }
+
+    /// Streamed: once a window's worth is written (or, with `last`, at the end of the file) its
+    /// write-back is started, and what was started before it is waited for and dropped from the
+    /// cache. At the end, the whole file is on the disk and out of the cache when this returns.
+    /// A write error the disk reports comes back from here.
+    fn stream_on(&mut self, last: bool) -> io::Result<()> {
+        let Some(s) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        if !last && self.pos - s.started < s.window {
+            return Ok(());
+        }
+        let behind = s.started;
+        let fd = self.file.as_raw_fd();
+        // (A length of 0 would mean "to the end of the file".)
+        if self.pos > s.started {
+            match sync_range(
+                fd,
+                s.started,
+                self.pos - s.started,
+                libc::SYNC_FILE_RANGE_WRITE,
+            ) {
+                Ok(()) => {}
+                // The filesystem has no such call: the kernel writes back as it likes.
+                Err(e) if unsupported(&e) => {
+                    self.stream = None;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+            s.started = self.pos;
+        }
+        let upto = if last { self.pos } else { behind };
+        if upto > s.dropped {
+            let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+            sync_range(fd, s.dropped, upto - s.dropped, wait)?;
+            // Advice only: pages it cannot drop stay cached, and the file is the same.
+            let _ = rustix::fs::fadvise(
+                &self.file,
+                s.dropped,
+                std::num::NonZeroU64::new(upto - s.dropped),
+                rustix::fs::Advice::DontNeed,
+            );
+            s.dropped = upto;
+        }
         Ok(())
     }
 
@@ -183,6 +336,10 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
     pub fn finish(mut self) -> io::Result<File> {
         let padded = self.direct && self.buf.borrow().len % ALIGN != 0;
         self.flush(true)?;
+        self.stream_on(true)?;
+        if let Some(s) = self.stream {
+            debug_assert_eq!(s.dropped, self.pos, "a streamed file ends on the disk");
+        }
         if padded {
             // The padding of the last block is cut off (also when that write was refused and
             // done again through the cache: part of the padding may have reached the file).
@@ -263,6 +420,30 @@ pub(crate) fn read_range_cached(
     let got = pread(file, bytes, offset, false)?;
     bytes.truncate(got);
     Ok(got)
+}
+
+/// `sync_file_range(2)` on `len` bytes at `offset` of `fd`, again when interrupted.
+fn sync_range(fd: RawFd, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
+    loop {
+        // SAFETY: the call takes no pointer; `fd` is borrowed from a `File` that the caller
+        // holds open for the duration of the call, and the kernel checks the rest.
+        let r = unsafe { libc::sync_file_range(fd, offset as i64, len as i64, flags) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether `e` says the filesystem (or the kernel) has no `sync_file_range`.
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::EINVAL | libc::ESPIPE | libc::EOPNOTSUPP)
+    )
 }
 
 /// Whether `e` is the filesystem refusing `O_DIRECT` (or its alignment): the same work is then
@@ -350,16 +531,25 @@ mod tests {
         let mut n = 0;
         for len in lens {
             for piece in [1, 100, ALIGN, 3 * ALIGN, 4 * ALIGN + 3] {
-                for direct in [true, false] {
+                for mode in [WriteMode::Direct, WriteMode::Cached, WriteMode::Streamed] {
                     let data = pattern(len, n as u8);
                     let path = dir.path().join(format!("f{n}"));
                     n += 1;
-                    let mut w = DirectWriter::open(&new(), &path, &mut buf, direct).unwrap();
+                    let mut w = DirectWriter::open(&new(), &path, &mut buf, mode).unwrap();
+                    if let Some(s) = w.stream.as_mut() {
+                        // Windows of two blocks: most of these files span several.
+                        s.window = 2 * ALIGN as u64;
+                    }
                     for p in data.chunks(piece) {
                         w.write_all(p).unwrap();
                     }
                     // Aligned writes never fall back where the filesystem takes O_DIRECT.
-                    assert_eq!(w.is_direct(), direct && supported);
+                    assert_eq!(w.is_direct(), mode == WriteMode::Direct && supported);
+                    if let Some(s) = w.stream {
+                        // Every window but the one being filled has been started.
+                        assert!(w.pos - s.started < s.window, "len {len} piece {piece}");
+                        assert!(s.dropped <= s.started);
+                    }
                     let f = w.finish().unwrap();
                     assert_eq!(f.metadata().unwrap().len(), len as u64);
                     drop(f);
@@ -439,7 +629,7 @@ mod tests {
         let path = dir.path().join("x");
         std::fs::write(&path, b"keep").unwrap();
         let mut buf = AlignedBuf::new(ALIGN);
-        let e = DirectWriter::open(&new(), &path, &mut buf, true)
+        let e = DirectWriter::open(&new(), &path, &mut buf, WriteMode::Direct)
             .err()
             .expect("a new file is not an existing one");
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
@@ -458,7 +648,7 @@ mod tests {
         buf.start += 1;
         buf.cap -= ALIGN;
         let data = pattern(5 * ALIGN + 9, 3);
-        let mut w = DirectWriter::open(&new(), &path, &mut buf, true).unwrap();
+        let mut w = DirectWriter::open(&new(), &path, &mut buf, WriteMode::Direct).unwrap();
         for p in data.chunks(1000) {
             w.write_all(p).unwrap();
         }

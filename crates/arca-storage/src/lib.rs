@@ -31,7 +31,9 @@ use std::time::Duration;
 use opendal::Operator;
 use opendal::layers::RetryLayer;
 
-pub use direct::{ALIGN, AlignedBuf, DirectWriter};
+pub use direct::{
+    ALIGN, AlignedBuf, DirectWriter, STREAM_WINDOW, WriteMode, large_writes, set_large_writes,
+};
 pub use error::StorageError;
 pub use faults::FaultSpec;
 pub use local::{LocalFile, LocalFolder};

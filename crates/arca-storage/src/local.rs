@@ -4,8 +4,8 @@
 //! type, which copies it again in 2 MiB pieces on its blocking pool. For the largest objects a
 //! backup writes (packs of several MiB), a backup to a local folder can instead write each piece
 //! to a temporary file as it is produced, so no pack is ever held whole in memory: a 1 MiB
-//! buffer gathers the pieces and is written past the page cache (`O_DIRECT`, see
-//! [`crate::direct`]), as are large reads. This is the one place arca writes repository files
+//! buffer gathers the pieces, which are streamed to the disk without filling the page cache
+//! (see [`crate::direct`]); large reads pass the cache (`O_DIRECT`). This is the one place arca writes repository files
 //! without OpenDAL, and it keeps OpenDAL's guarantees for the folder service: a file appears
 //! whole under its name or not at all (temporary file in `.tmp/`, `fdatasync`, rename), and it
 //! adds the parent folder's fsync so the rename itself is durable before anything that refers
@@ -47,13 +47,14 @@ impl LocalFolder {
         let name = format!("{TEMPORARY_DIR}stream-{}", crate::rand_suffix());
         let mut options = File::options();
         options.write(true).create_new(true);
-        // Small blobs (SQLite pages) are gathered into larger writes, which pass the page cache
-        // (see `direct`): the pack is made durable at once and not read again by this run.
+        // Small blobs (SQLite pages) are gathered into larger writes, which are streamed to the
+        // disk or pass the page cache (see `direct`): the pack is made durable at once and not
+        // read again by this run.
         let file = DirectWriter::open(
             &options,
             &self.root.join(&name),
             AlignedBuf::new(PACK_WRITE_BUF),
-            true,
+            direct::large_writes(),
         )
         .map_err(|e| self.io(&name, "create", e))?;
         Ok(LocalFile {

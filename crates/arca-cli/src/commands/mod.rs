@@ -151,7 +151,21 @@ impl Ctx {
     }
 }
 
+/// `ARCA_WRITES=direct|cached|streamed`: how restored files and a local repository's packs are
+/// written (`arca_storage::WriteMode`); for measurements only, the default is chosen by them.
+fn large_writes_from_env() -> Result<()> {
+    let Some(v) = std::env::var_os("ARCA_WRITES") else {
+        return Ok(());
+    };
+    let mode = v.to_str().unwrap_or("").parse().map_err(|e: String| {
+        anyhow::anyhow!("ARCA_WRITES must be direct, cached or streamed: {e}")
+    })?;
+    arca_storage::set_large_writes(mode);
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
+    large_writes_from_env()?;
     let ctx = Ctx::new(&cli)?;
     match cli.command {
         Command::Enable(a) => enable::run(&ctx, a),
