@@ -14,7 +14,9 @@
 //!   (`POSIX_FADV_DONTNEED`). The device gets large writes while the writer goes on, a file
 //!   never holds more than about two windows of the cache, and the pages given back are the
 //!   ones the next window takes, so the cache does not grow. A file is on the disk, and out of
-//!   the cache, when [`DirectWriter::finish`] returns.
+//!   the cache, when [`DirectWriter::finish`] returns; [`DirectWriter::finish_in_flight`]
+//!   leaves its last part on its way, for a caller that waits later (a local repository's
+//!   packs: the uploader's `fdatasync`, not the packer).
 //! - **Direct** ([`WriteMode::Direct`]): with `O_DIRECT` the disk reads the bytes from the
 //!   writer's own buffer, and the writer waits for every buffer.
 //!
@@ -280,45 +282,20 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
     /// cache. At the end, the whole file is on the disk and out of the cache when this returns.
     /// A write error the disk reports comes back from here.
     fn stream_on(&mut self, last: bool) -> io::Result<()> {
-        let Some(s) = self.stream.as_mut() else {
+        let Some(s) = self.stream else {
             return Ok(());
         };
         if !last && self.pos - s.started < s.window {
             return Ok(());
         }
         let behind = s.started;
-        let fd = self.file.as_raw_fd();
-        // (A length of 0 would mean "to the end of the file".)
-        if self.pos > s.started {
-            match sync_range(
-                fd,
-                s.started,
-                self.pos - s.started,
-                libc::SYNC_FILE_RANGE_WRITE,
-            ) {
-                Ok(()) => {}
-                // The filesystem has no such call: the kernel writes back as it likes.
-                Err(e) if unsupported(&e) => {
-                    self.stream = None;
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
-            s.started = self.pos;
-        }
+        self.start()?;
+        let Some(s) = self.stream.as_mut() else {
+            return Ok(());
+        };
         let upto = if last { self.pos } else { behind };
         if upto > s.dropped {
-            let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                | libc::SYNC_FILE_RANGE_WRITE
-                | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-            sync_range(fd, s.dropped, upto - s.dropped, wait)?;
-            // Advice only: pages it cannot drop stay cached, and the file is the same.
-            let _ = rustix::fs::fadvise(
-                &self.file,
-                s.dropped,
-                std::num::NonZeroU64::new(upto - s.dropped),
-                rustix::fs::Advice::DontNeed,
-            );
+            settle(&self.file, s.dropped, upto - s.dropped)?;
             s.dropped = upto;
         }
         Ok(())
@@ -331,22 +308,112 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
         Ok(())
     }
 
+    /// Streamed: starts the write-back of what is written and not yet started. Where the
+    /// filesystem has no `sync_file_range`, the file is no longer streamed: the kernel writes
+    /// it back as it likes.
+    fn start(&mut self) -> io::Result<()> {
+        let Some(s) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        // (A length of 0 would mean "to the end of the file".)
+        if self.pos == s.started {
+            return Ok(());
+        }
+        let fd = self.file.as_raw_fd();
+        match sync_range(
+            fd,
+            s.started,
+            self.pos - s.started,
+            libc::SYNC_FILE_RANGE_WRITE,
+        ) {
+            Ok(()) => {
+                s.started = self.pos;
+                Ok(())
+            }
+            Err(e) if unsupported(&e) => {
+                self.stream = None;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes what is gathered, gives the file its exact length and hands it back (still open,
-    /// for its metadata and `fdatasync`).
-    pub fn finish(mut self) -> io::Result<File> {
+    /// for its metadata and `fdatasync`). A streamed file is on the disk and out of the cache.
+    pub fn finish(self) -> io::Result<File> {
+        let (file, rest) = self.finish_in_flight()?;
+        rest.settle(&file)?;
+        Ok(file)
+    }
+
+    /// [`DirectWriter::finish`], except that a streamed file's last part may still be on its
+    /// way to the disk: the returned [`InFlight`] waits for it and drops it from the cache,
+    /// when the caller chooses (after an `fdatasync` of its own, or a few files later), so that
+    /// the writer does not wait for the disk at the end of every file.
+    pub fn finish_in_flight(mut self) -> io::Result<(File, InFlight)> {
         let padded = self.direct && self.buf.borrow().len % ALIGN != 0;
         self.flush(true)?;
-        self.stream_on(true)?;
-        if let Some(s) = self.stream {
-            debug_assert_eq!(s.dropped, self.pos, "a streamed file ends on the disk");
-        }
+        self.start()?;
         if padded {
             // The padding of the last block is cut off (also when that write was refused and
             // done again through the cache: part of the padding may have reached the file).
             self.file.set_len(self.pos)?;
         }
-        Ok(self.file)
+        let rest = match self.stream {
+            Some(s) => InFlight {
+                from: s.dropped,
+                len: self.pos - s.dropped,
+            },
+            None => InFlight::default(),
+        };
+        Ok((self.file, rest))
     }
+}
+
+/// The part of a streamed file that [`DirectWriter::finish_in_flight`] left on its way to the
+/// disk (empty for the other modes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "its pages stay in the cache until it is settled"]
+pub struct InFlight {
+    from: u64,
+    len: u64,
+}
+
+impl InFlight {
+    /// Bytes still on their way.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Waits until the part is on the disk and drops it from the cache; returns a write error
+    /// the disk reported. `file` is the file it came with.
+    pub fn settle(self, file: &File) -> io::Result<()> {
+        match self.len {
+            0 => Ok(()),
+            len => settle(file, self.from, len),
+        }
+    }
+}
+
+/// Waits until `len` (not 0) bytes at `from` of `file` are on the disk, then drops them from
+/// the page cache.
+fn settle(file: &File, from: u64, len: u64) -> io::Result<()> {
+    let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    sync_range(file.as_raw_fd(), from, len, wait)?;
+    // Advice only: pages it cannot drop stay cached, and the file is the same.
+    let _ = rustix::fs::fadvise(
+        file,
+        from,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::DontNeed,
+    );
+    Ok(())
 }
 
 /// `path` opened with `options` again, without `O_DIRECT`, after the filesystem refused that.
@@ -550,7 +617,27 @@ mod tests {
                         assert!(w.pos - s.started < s.window, "len {len} piece {piece}");
                         assert!(s.dropped <= s.started);
                     }
-                    let f = w.finish().unwrap();
+                    // Every other file is finished with its last part left in flight, then
+                    // settled, as a local repository's packs are.
+                    let f = match n % 2 {
+                        0 => w.finish().unwrap(),
+                        _ => {
+                            let (f, rest) = w.finish_in_flight().unwrap();
+                            match mode {
+                                // At most the window started before the last, and the last:
+                                // each less than a window plus one write (a buffer, or a
+                                // piece at least a buffer long).
+                                WriteMode::Streamed => {
+                                    let write = piece.max(3 * ALIGN);
+                                    let most = 2 * (2 * ALIGN + write) as u64;
+                                    assert!(rest.len() < most, "len {len} piece {piece}")
+                                }
+                                _ => assert!(rest.is_empty()),
+                            }
+                            rest.settle(&f).unwrap();
+                            f
+                        }
+                    };
                     assert_eq!(f.metadata().unwrap().len(), len as u64);
                     drop(f);
                     assert_eq!(

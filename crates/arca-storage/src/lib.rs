@@ -32,7 +32,8 @@ use opendal::Operator;
 use opendal::layers::RetryLayer;
 
 pub use direct::{
-    ALIGN, AlignedBuf, DirectWriter, STREAM_WINDOW, WriteMode, large_writes, set_large_writes,
+    ALIGN, AlignedBuf, DirectWriter, InFlight, STREAM_WINDOW, WriteMode, large_writes,
+    set_large_writes,
 };
 pub use error::StorageError;
 pub use faults::FaultSpec;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::RangeBuf;
-use crate::direct::{self, AlignedBuf, DirectWriter};
+use crate::direct::{self, AlignedBuf, DirectWriter, InFlight};
 use crate::stats::Stats;
 use crate::{Result, StorageError, TEMPORARY_DIR};
 
@@ -152,8 +152,9 @@ pub struct LocalFile {
 enum Body {
     /// Being written through its buffer.
     Open(DirectWriter<AlignedBuf>),
-    /// Written whole and its buffer freed ([`LocalFile::close`]), waiting for its commit.
-    Closed(File),
+    /// Written whole and its buffer freed ([`LocalFile::close`]), waiting for its commit; its
+    /// last part may still be on its way to the disk.
+    Closed(File, InFlight),
     /// A write or close failed: the file cannot be committed.
     Broken,
     /// Named and durable; dropping it leaves it in place.
@@ -194,11 +195,15 @@ impl LocalFile {
     /// `fdatasync` in [`LocalFile::commit`] do not each keep a 1 MiB buffer.
     pub fn close(&mut self) -> Result<()> {
         self.body = match std::mem::replace(&mut self.body, Body::Broken) {
-            Body::Open(file) => Body::Closed(
-                file.finish()
-                    .map_err(|e| self.folder.io(&self.name, "write", e))?,
-            ),
-            Body::Closed(file) => Body::Closed(file),
+            Body::Open(file) => {
+                // The packer does not wait for the disk here: the commit's `fdatasync` does,
+                // on the uploader's thread.
+                let (file, rest) = file
+                    .finish_in_flight()
+                    .map_err(|e| self.folder.io(&self.name, "write", e))?;
+                Body::Closed(file, rest)
+            }
+            Body::Closed(file, rest) => Body::Closed(file, rest),
             Body::Broken | Body::Committed => {
                 return Err(self.folder.io(&self.name, "write", not_open()));
             }
@@ -209,7 +214,7 @@ impl LocalFile {
     /// Makes the file durable and gives it its name, `path` under the repository root.
     pub fn commit(mut self, path: &str) -> Result<()> {
         self.close()?;
-        let Body::Closed(file) = std::mem::replace(&mut self.body, Body::Broken) else {
+        let Body::Closed(file, rest) = std::mem::replace(&mut self.body, Body::Broken) else {
             unreachable!("close leaves the file closed or fails");
         };
         let root = &self.folder.root;
@@ -218,6 +223,8 @@ impl LocalFile {
         let parent = dest.parent().unwrap_or(root).to_path_buf();
         let r = (|| {
             file.sync_data()?;
+            // On the disk now: this only drops the pages from the cache.
+            rest.settle(&file)?;
             drop(file);
             std::fs::create_dir_all(&parent)?;
             std::fs::rename(&tmp, &dest)?;
