@@ -235,7 +235,7 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
         if !self.direct && buf.len == 0 && data.len() >= buf.cap {
             self.file.write_all_at(data, self.pos)?;
             self.pos += data.len() as u64;
-            return self.stream_on(false);
+            return self.stream_on();
         }
         while !data.is_empty() {
             let buf = self.buf.borrow_mut();
@@ -274,26 +274,25 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
         self.file.write_all_at(buf.filled(), self.pos)?;
         self.pos += len as u64;
         buf.len = 0;
-        self.stream_on(false)
+        self.stream_on()
     }
 
-    /// Streamed: once a window's worth is written (or, with `last`, at the end of the file) its
-    /// write-back is started, and what was started before it is waited for and dropped from the
-    /// cache. At the end, the whole file is on the disk and out of the cache when this returns.
-    /// A write error the disk reports comes back from here.
-    fn stream_on(&mut self, last: bool) -> io::Result<()> {
+    /// Streamed: once a window's worth is written, its write-back is started, and what was
+    /// started before it is waited for and dropped from the cache (the end of the file is left
+    /// to [`DirectWriter::finish_in_flight`]). A write error the disk reports comes back from
+    /// here.
+    fn stream_on(&mut self) -> io::Result<()> {
         let Some(s) = self.stream else {
             return Ok(());
         };
-        if !last && self.pos - s.started < s.window {
+        if self.pos - s.started < s.window {
             return Ok(());
         }
-        let behind = s.started;
+        let upto = s.started;
         self.start()?;
         let Some(s) = self.stream.as_mut() else {
             return Ok(());
         };
-        let upto = if last { self.pos } else { behind };
         if upto > s.dropped {
             settle(&self.file, s.dropped, upto - s.dropped)?;
             s.dropped = upto;
