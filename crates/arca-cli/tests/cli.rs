@@ -585,7 +585,7 @@ fn every_write_mode_backs_up_and_restores_the_same_files() {
         .assert()
         .failure()
         .stderr(predicate::str::contains(
-            "ARCA_WRITES must be direct, cached or streamed",
+            "ARCA_WRITES: \"fast\" is not one of direct, cached or streamed",
         ));
     assert!(!env.repo().exists());
 }

@@ -135,7 +135,7 @@ impl std::str::FromStr for WriteMode {
         WriteMode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("{s:?} is not one of direct, cached, streamed"))
+            .ok_or_else(|| format!("{s:?} is not one of direct, cached or streamed"))
     }
 }
 

@@ -5,11 +5,11 @@
 //! backup writes (packs of several MiB), a backup to a local folder can instead write each piece
 //! to a temporary file as it is produced, so no pack is ever held whole in memory: a 1 MiB
 //! buffer gathers the pieces, which are streamed to the disk without filling the page cache
-//! (see [`crate::direct`]); large reads pass the cache (`O_DIRECT`). This is the one place arca writes repository files
-//! without OpenDAL, and it keeps OpenDAL's guarantees for the folder service: a file appears
-//! whole under its name or not at all (temporary file in `.tmp/`, `fdatasync`, rename), and it
-//! adds the parent folder's fsync so the rename itself is durable before anything that refers
-//! to the file is written.
+//! (see [`crate::direct`]); large reads pass the cache (`O_DIRECT`). This is the one place arca
+//! writes repository files without OpenDAL, and it keeps OpenDAL's guarantees for the folder
+//! service: a file appears whole under its name or not at all (temporary file in `.tmp/`,
+//! `fdatasync`, rename), and it adds the parent folder's fsync so the rename itself is durable
+//! before anything that refers to the file is written.
 
 use std::fs::File;
 use std::path::PathBuf;

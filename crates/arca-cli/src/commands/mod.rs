@@ -157,8 +157,8 @@ fn large_writes_from_env() -> Result<()> {
     let Some(v) = std::env::var_os("ARCA_WRITES") else {
         return Ok(());
     };
-    let mode = v.to_str().unwrap_or("").parse().map_err(|e: String| {
-        anyhow::anyhow!("ARCA_WRITES must be direct, cached or streamed: {e}")
+    let mode = v.to_string_lossy().parse().map_err(|e: String| {
+        anyhow::anyhow!("ARCA_WRITES: {e}; unset it to use the default (streamed)")
     })?;
     arca_storage::set_large_writes(mode);
     Ok(())
