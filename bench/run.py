@@ -534,6 +534,11 @@ def phase(tool, corpus, name, label, work, results, rnd):
     source = files_of(corpus)
     m = measure(tool.backup_cmd(corpus, label), env=tool.env(),
                 log_to=work / "logs" / f"r{rnd}-{slug(tool.key)}-{name}")
+    # As for restores: a tool that leaves its repository in the page cache exits before it is
+    # on the disk; the `sync` right after it shows how long that still took.
+    t0 = time.monotonic()
+    sync()
+    m["to_disk"] = m["wall"] + (time.monotonic() - t0)
     changes = undo_side_effects(corpus, source)
     if changes:
         m["source_changes"] = changes
@@ -790,15 +795,18 @@ def peers_report(results):
       "differ by their logical content): " + ", ".join(
         f"{t} {'equal' if b[t].get('restore', {}).get('verified') else 'NOT EQUAL'}"
         for t in tools))
-    to_disk = {t: b[t].get("restore", {}).get("to_disk") for t in tools}
-    if any(v is not None for v in to_disk.values()):
-        peer_vals = [to_disk[p] for p in peers if to_disk[p] is not None]
-        r = ratio(to_disk.get("arca"), min(peer_vals)) if peer_vals else "–"
-        w("")
-        w("Restore until its files are on the disk (wall time to exit plus the `sync` after it; "
-          "a tool that writes through the page cache exits before its files are written): "
-          + ", ".join(f"{t} {fmt_s(to_disk[t])}" for t in tools if to_disk[t] is not None)
-          + f"; arca / best peer {r}.")
+    for ph, what in (("day0", "Day-0 backup until its repository is on the disk"),
+                     ("day1", "Day-1 backup until its repository is on the disk"),
+                     ("restore", "Restore until its files are on the disk")):
+        to_disk = {t: b[t].get(ph, {}).get("to_disk") for t in tools}
+        if any(v is not None for v in to_disk.values()):
+            peer_vals = [to_disk[p] for p in peers if to_disk[p] is not None]
+            r = ratio(to_disk.get("arca"), min(peer_vals)) if peer_vals else "–"
+            w("")
+            w(f"{what} (wall time to exit plus the `sync` after it; a tool that writes "
+              "through the page cache exits before its bytes are written): "
+              + ", ".join(f"{t} {fmt_s(to_disk[t])}" for t in tools if to_disk[t] is not None)
+              + f"; arca / best peer {r}.")
     notes = sorted({f"{m['tool']}: {n}" for m in results["runs"]
                     for n in m.get("verify_notes", []) + m.get("source_changes", [])})
     if notes:

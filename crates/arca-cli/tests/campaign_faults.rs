@@ -321,8 +321,12 @@ fn corrupted_answers_are_read_again() {
             _ => panic!("seed {seed}: {}", show(&out)),
         }
     }
+    // The restore reads each blob on its own, hundreds of reads: at the rate above, some blob
+    // came back corrupted three times in a row (damage, exit 5) in about half the attempts,
+    // and all five attempts `with_faults` allows failed in about 3% of runs. At a third of the
+    // rate, corrupted answers are still read again in every run.
     let target = env.root.join("target");
-    let fenv = faulty_env(&env, "99:0.3:0.1:corrupt", &log);
+    let fenv = faulty_env(&env, "99:0.1:0.1:corrupt", &log);
     with_faults(
         &env,
         &["restore", "--target", target.to_str().unwrap()],
