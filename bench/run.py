@@ -134,6 +134,14 @@ def sync():
     os.sync()
 
 
+def until_on_disk(m):
+    """Times the `sync` right after a tool exits: one that writes through the page cache exits
+    before its bytes are on the disk. Sets `to_disk`, the wall time plus that `sync`."""
+    t0 = time.monotonic()
+    sync()
+    m["to_disk"] = m["wall"] + (time.monotonic() - t0)
+
+
 def read_corpus(corpus, log_to=None):
     """Reads every file of the corpus once (cat > /dev/null): warms the page cache, and when
     the cache is already warm, measures the machine's read floor."""
@@ -534,11 +542,7 @@ def phase(tool, corpus, name, label, work, results, rnd):
     source = files_of(corpus)
     m = measure(tool.backup_cmd(corpus, label), env=tool.env(),
                 log_to=work / "logs" / f"r{rnd}-{slug(tool.key)}-{name}")
-    # As for restores: a tool that leaves its repository in the page cache exits before it is
-    # on the disk; the `sync` right after it shows how long that still took.
-    t0 = time.monotonic()
-    sync()
-    m["to_disk"] = m["wall"] + (time.monotonic() - t0)
+    until_on_disk(m)
     changes = undo_side_effects(corpus, source)
     if changes:
         m["source_changes"] = changes
@@ -619,11 +623,7 @@ def restore_phase(tool, corpus, work, results, rnd, verify=True, keep=False):
     cmd, cwd = tool.restore_cmd(target)
     m = measure(cmd, env=tool.env(), cwd=cwd or None,
                 log_to=work / "logs" / f"r{rnd}-{slug(tool.key)}-restore")
-    # A tool that writes through the page cache exits before its files are on the disk; the
-    # `sync` that follows shows how long they still took to get there.
-    t0 = time.monotonic()
-    sync()
-    m["to_disk"] = m["wall"] + (time.monotonic() - t0)
+    until_on_disk(m)
     if m["rc"] != 0:
         raise RuntimeError(f"{tool.key} restore failed (rc {m['rc']}), see {work / 'logs'}")
     if verify:

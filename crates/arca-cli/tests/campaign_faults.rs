@@ -327,6 +327,7 @@ fn corrupted_answers_are_read_again() {
     // rate, corrupted answers are still read again in every run.
     let target = env.root.join("target");
     let fenv = faulty_env(&env, "99:0.1:0.1:corrupt", &log);
+    let rereads_before = tally.rereads;
     with_faults(
         &env,
         &["restore", "--target", target.to_str().unwrap()],
@@ -336,6 +337,10 @@ fn corrupted_answers_are_read_again() {
         || {},
     );
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    assert!(
+        tally.rereads > rereads_before,
+        "the restore read no corrupted object again: {tally:?}"
+    );
     let counts = report("reread", &log, &tally);
     let corrupt = counts.get("corrupt read").copied().unwrap_or(0);
     assert!(corrupt >= 5, "{counts:?}");

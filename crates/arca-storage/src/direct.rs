@@ -135,7 +135,10 @@ impl std::str::FromStr for WriteMode {
         WriteMode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("{s:?} is not one of direct, cached or streamed"))
+            .ok_or_else(|| {
+                let [a, b, c] = WriteMode::ALL.map(WriteMode::name);
+                format!("{s:?} is not one of {a}, {b} or {c}")
+            })
     }
 }
 

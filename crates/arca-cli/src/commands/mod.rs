@@ -157,8 +157,10 @@ fn large_writes_from_env() -> Result<()> {
     let Some(v) = std::env::var_os("ARCA_WRITES") else {
         return Ok(());
     };
+    // Read before any mode is set: the default.
+    let default = arca_storage::large_writes().name();
     let mode = v.to_string_lossy().parse().map_err(|e: String| {
-        anyhow::anyhow!("ARCA_WRITES: {e}; unset it to use the default (streamed)")
+        anyhow::anyhow!("ARCA_WRITES: {e}; unset it to use the default ({default})")
     })?;
     arca_storage::set_large_writes(mode);
     Ok(())
