@@ -24,8 +24,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arca_crypto::TAG_LEN;
 use arca_format::blob::{BlobKind, SEAL_ROOM, Sealer};
-use arca_format::chunker::{sqlite_chunk_len, sqlite_page_size};
+use arca_format::chunker::{CutState, sqlite_chunk_len, sqlite_page_size};
 use arca_format::id::Id;
 use arca_format::index::{IndexFile, IndexPack};
 use arca_format::magic::is_compressed_format;
@@ -354,7 +355,6 @@ pub fn backup(
                 .collect(),
             tmp_dir: tmp_dir.clone(),
             started: time,
-            buf: Vec::new(),
             copies: 0,
             media: false,
             open_dirs: 0,
@@ -593,14 +593,47 @@ fn indexer(repo: &Repository, rx: Receiver<IndexPack>, shared: &Shared) -> Resul
     Ok(())
 }
 
-/// Bytes the content-defined cutter's read buffer holds beyond the largest chunk.
-const READ_AHEAD: usize = 1 << 20;
+/// How [`Walker::read_cdc`] reads a file into the buffers of its chunks, in bytes, from the
+/// chunker's average chunk (1 MiB by default). The walker read through a buffer of its own
+/// before, and copied each chunk out of it (BENCHMARKS.md, "Session 19").
+struct ChunkReads {
+    /// Read at a time: a quarter of the average chunk. What was read past a cut, copied to the
+    /// next chunk's buffer, is less than this: a tenth of a chunk, on average.
+    step: usize,
+    /// A chunk's buffer holds at first: twice the average chunk, room for all but about 2% of
+    /// the chunks of random bytes.
+    room: usize,
+    /// A chunk's buffer grows by, when the chunk runs longer: the average chunk.
+    grow: usize,
+}
 
-/// The cutter's read buffer starts this long and doubles when a piece needs more, up to the
-/// largest chunk plus [`READ_AHEAD`]; it keeps its length from file to file. A folder of small
-/// files then never fills (and keeps) the full 5 MiB: it was a quarter of the peak memory of a
-/// day-1 backup of 100 k small files, half of arca's own (BENCHMARKS.md, "Session 14").
-const READ_START: usize = 64 << 10;
+impl ChunkReads {
+    fn new(avg: usize) -> Self {
+        ChunkReads {
+            step: avg / 4,
+            room: avg * 2,
+            grow: avg,
+        }
+    }
+}
+
+/// Reads at most `max` bytes onto the end of `buf`, into its spare capacity (nothing is zeroed
+/// first), retrying when interrupted; the bytes read, 0 at the end of the file.
+fn read_onto(file: &File, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+    let spare = &mut buf.spare_capacity_mut()[..max];
+    let n = loop {
+        match rustix::io::read(file, &mut *spare) {
+            Ok((init, _)) => break init.len(),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    };
+    // SAFETY: rustix returns as `init` the first `n` bytes of `spare`, the ones the read
+    // initialized; `spare` is the start of `buf`'s spare capacity, so the bytes up to the new
+    // length are all initialized, and `n <= max <= spare.len()` keeps it within capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
 
 /// A directory of the snapshot root that stands for a path's ancestors.
 enum Virtual {
@@ -625,7 +658,6 @@ struct Walker<'a> {
     exclude: Vec<PathBuf>,
     tmp_dir: PathBuf,
     started: i64,
-    buf: Vec<u8>,
     copies: u64,
     /// The file being read is of a compressed format: its small chunks are stored untried.
     media: bool,
@@ -806,14 +838,8 @@ impl Walker<'_> {
     /// Hashes a blob and sends it on unless the repository already has it.
     fn emit(&mut self, data: &[u8], kind: BlobKind) -> Result<Id> {
         let id = Id(self.repo.keys().blob_id(data));
-        if !self.new_ids.contains(&id)? && !self.index.contains(&id)? {
-            self.new_ids.add(&id)?;
-            self.summary.new_bytes += data.len() as u64;
-            // The budget refuses only once the pipeline has failed; its error is reported.
-            if !self.budget.take(data.len(), || self.shared.failed()) {
-                return Err(stopped());
-            }
-            let cap = SEAL_ROOM + data.len() + arca_crypto::TAG_LEN;
+        if self.take_new(&id, data.len())? {
+            let cap = SEAL_ROOM + data.len() + TAG_LEN;
             let mut buf = if pooled(kind) {
                 self.pool.get(cap)
             } else {
@@ -821,19 +847,41 @@ impl Walker<'_> {
             };
             buf.resize(SEAL_ROOM, 0);
             buf.extend_from_slice(data);
-            let job = Job {
-                id,
-                kind,
-                data: buf,
-                media: self.media && kind == BlobKind::Data,
-            };
-            let sent = self.job_tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
-            if !sent {
-                self.check_failed()?;
-                return Err(EngineError::Invalid("the backup pipeline stopped".into()));
-            }
+            self.send(id, kind, buf)?;
         }
         Ok(id)
+    }
+
+    /// Whether the blob `id` of `len` bytes is new to the repository and to this backup. A new
+    /// one is counted as sent, and its bytes are taken from the budget (waiting for room).
+    fn take_new(&mut self, id: &Id, len: usize) -> Result<bool> {
+        if self.new_ids.contains(id)? || self.index.contains(id)? {
+            return Ok(false);
+        }
+        self.new_ids.add(id)?;
+        self.summary.new_bytes += len as u64;
+        // The budget refuses only once the pipeline has failed; its error is reported.
+        if !self.budget.take(len, || self.shared.failed()) {
+            return Err(stopped());
+        }
+        Ok(true)
+    }
+
+    /// Sends a new blob to the sealers: `data` is [`SEAL_ROOM`] bytes, then the plaintext, in a
+    /// buffer with room for the tag after it.
+    fn send(&mut self, id: Id, kind: BlobKind, data: Vec<u8>) -> Result<()> {
+        let job = Job {
+            id,
+            kind,
+            data,
+            media: self.media && kind == BlobKind::Data,
+        };
+        let sent = self.job_tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+        if !sent {
+            self.check_failed()?;
+            return Err(EngineError::Invalid("the backup pipeline stopped".into()));
+        }
+        Ok(())
     }
 
     fn store_tree(&mut self, mut tree: Tree) -> Result<Id> {
@@ -1210,7 +1258,7 @@ impl Walker<'_> {
             self.media = is_compressed_format(&head[..n]);
             let read = file
                 .seek(SeekFrom::Start(0))
-                .and_then(|_| self.read_cdc(&mut file));
+                .and_then(|_| self.read_cdc(&mut file, fp.size));
             self.media = false;
             read
         };
@@ -1356,74 +1404,80 @@ impl Walker<'_> {
         std::io::Error::other("backup stopped")
     }
 
-    /// Cuts with the keyed content-defined chunker.
-    ///
-    /// The buffer holds the largest chunk and 1 MiB more. A cut found inside the bytes at hand
-    /// is where the cutter would cut with more bytes after them (it looks no further than the
-    /// first boundary), so the buffer is refilled only when the cutter reaches the end of what
-    /// it holds: that partial chunk is moved to the front and cut again once more is read.
-    fn read_cdc(&mut self, file: &mut File) -> std::io::Result<(u64, FileChunks)> {
-        let max = self.repo.cdc().max_size();
-        let full = max + READ_AHEAD;
-        let mut buf = std::mem::take(&mut self.buf);
-        let first = READ_START.min(full);
-        if buf.len() < first {
-            buf.resize(first, 0);
-        }
-        let (mut start, mut end, mut eof) = (0usize, 0usize, false);
+    /// Cuts with the keyed content-defined chunker, reading the file straight into the buffer
+    /// its chunk is sealed in, a piece at a time ([`ChunkReads`]), looking for the cut in each piece
+    /// as it arrives ([`Cdc::cut_more`]). What was read past a cut, less than one step, is
+    /// copied to the next chunk's buffer. A chunk already stored keeps its buffer for the next.
+    /// `size` (the file's length when it was looked at) sizes the buffers; the file is read to
+    /// its end, whatever its length now.
+    fn read_cdc(&mut self, file: &mut File, size: u64) -> std::io::Result<(u64, FileChunks)> {
+        let repo = self.repo;
+        let cdc = repo.cdc();
+        let reads = ChunkReads::new(cdc.avg_size());
         let mut chunks = ChunksBuilder::default();
+        let mut read = 0u64;
         let mut total = 0u64;
-        let mut refill = true;
-        let result = loop {
-            // Also when the last piece took all the buffer held: a buffer that has not grown
-            // yet can be no longer than the largest chunk.
-            if (refill || start == end) && !eof {
-                if start > 0 {
-                    buf.copy_within(start..end, 0);
-                    end -= start;
-                    start = 0;
-                }
-                // A full buffer with no cut in it, shorter than the largest chunk: grow it.
-                if end == buf.len() && buf.len() < full {
-                    buf.resize((buf.len() * 2).min(full), 0);
-                }
-                while end < buf.len() {
-                    match file.read(&mut buf[end..]) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(k) => end += k,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            self.buf = buf;
-                            return Err(e);
-                        }
+        let mut eof = false;
+        let mut state = CutState::default();
+        let mut cur = self.chunk_buf(&[], size, reads.room);
+        loop {
+            let held = &cur[SEAL_ROOM..];
+            let n = match cdc.cut_more(held, &mut state) {
+                Some(n) => n,
+                None if eof => held.len(),
+                None => {
+                    if cur.capacity() - cur.len() < TAG_LEN + 1 {
+                        cur.reserve_exact(TAG_LEN + reads.grow);
                     }
+                    let step = reads.step.min(cur.capacity() - cur.len() - TAG_LEN);
+                    let k = read_onto(file, &mut cur, step)?;
+                    eof = k == 0;
+                    read += k as u64;
+                    continue;
                 }
-            }
-            if start == end {
-                break self
+            };
+            if n == 0 {
+                self.pool.put(cur);
+                return self
                     .finish_chunks(chunks)
                     .map(|chunks| (total, chunks))
                     .map_err(|_| Self::pipeline_error());
             }
-            let n = self.repo.cdc().cut(&buf[start..end]);
-            // Ran out of bytes before a boundary or the largest size: read more, cut again.
-            refill = n == end - start && n < max;
-            if refill && !eof {
-                continue;
+            let chunk = &cur[SEAL_ROOM..SEAL_ROOM + n];
+            let id = Id(repo.keys().blob_id(chunk));
+            let stored = self.take_new(&id, n).and_then(|new| {
+                if new {
+                    let left = size.saturating_sub(read);
+                    let next = self.chunk_buf(&cur[SEAL_ROOM + n..], left, reads.room);
+                    cur.truncate(SEAL_ROOM + n);
+                    self.send(id, BlobKind::Data, std::mem::replace(&mut cur, next))
+                } else {
+                    cur.copy_within(SEAL_ROOM + n.., SEAL_ROOM);
+                    cur.truncate(cur.len() - n);
+                    Ok(())
+                }
+            });
+            if stored
+                .and_then(|()| chunks.push(id, |list| self.emit(list, BlobKind::Tree)))
+                .is_err()
+            {
+                return Err(Self::pipeline_error());
             }
-            let piece = &buf[start..start + n];
-            if self.push_chunk(&mut chunks, piece).is_err() {
-                break Err(Self::pipeline_error());
-            }
+            state = CutState::default();
             total += n as u64;
             self.counters.add(0, n as u64);
-            start += n;
-        };
-        self.buf = buf;
-        result
+        }
+    }
+
+    /// A buffer for the next chunk of a file: [`SEAL_ROOM`] bytes, then `carry` (what was read
+    /// past the previous cut), with room for the `left` bytes of the file not read yet and the
+    /// end-of-file read, up to `room`, and for the tag.
+    fn chunk_buf(&self, carry: &[u8], left: u64, room: usize) -> Vec<u8> {
+        let want = (carry.len() as u64 + left + 1).min(room as u64) as usize;
+        let mut buf = self.pool.get(SEAL_ROOM + want.max(carry.len()) + TAG_LEN);
+        buf.resize(SEAL_ROOM, 0);
+        buf.extend_from_slice(carry);
+        buf
     }
 
     /// Cuts at fixed `chunk` bytes (SQLite pages).
@@ -1575,11 +1629,12 @@ mod tests {
         assert_eq!(packs.len(), 23);
     }
 
-    /// The walker reads a file through a buffer of the largest chunk and 1 MiB, refilling only
-    /// when the cutter runs out of bytes; it must cut exactly where the cutter cuts the whole
-    /// file in memory, or new backups would stop sharing chunks with old ones. The file mixes
-    /// random bytes (cuts of every length) with long runs of one byte (no boundary: cuts at
-    /// the largest size, some of them across a refill).
+    /// The walker reads a file a piece at a time into the buffer of the chunk being cut,
+    /// looking for the cut piece by piece ([`ChunkReads`]); it must cut exactly where the cutter cuts the
+    /// whole file in memory, or new backups would stop sharing chunks with old ones. The file
+    /// mixes random bytes (cuts of every length) with long runs of one byte (no boundary: cuts
+    /// at the largest size, in buffers grown past their first room). Its copy "zz" is all chunks
+    /// already stored, whose buffers are kept for the next chunk.
     #[test]
     fn the_read_buffer_cuts_where_the_whole_file_is_cut() {
         let storage = Storage::open("memory://").unwrap();
@@ -1597,14 +1652,20 @@ mod tests {
             data.extend(std::iter::repeat_n((x & 0xff) as u8, same));
         }
         let dir = tempfile::tempdir().unwrap();
-        // Small files first ("a".."f" sort before "z"), around the read buffer's first length
-        // and the largest chunk, so the buffer grows across files and within the big one.
-        let mut files = vec![("z".to_string(), data.clone())];
+        // Small files first ("a".."h" sort before "z"), around a read step, a chunk buffer's
+        // first length and the largest chunk.
+        let mut files = vec![
+            ("z".to_string(), data.clone()),
+            ("zz".to_string(), data.clone()),
+        ];
+        let reads = ChunkReads::new(repo.cdc().avg_size());
         for (i, len) in [
-            READ_START - 1,
-            READ_START,
-            READ_START + 1,
-            3 * READ_START,
+            reads.step - 1,
+            reads.step,
+            reads.step + 1,
+            reads.room - 1,
+            reads.room,
+            reads.room + 1,
             max,
             max + 1,
         ]

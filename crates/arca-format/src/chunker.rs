@@ -44,6 +44,14 @@ impl ChunkerParams {
     }
 }
 
+/// How far [`Cdc::cut_more`] has looked into a chunk: the bytes rolled over and the hash there.
+/// A new chunk starts from the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CutState {
+    rolled: usize,
+    hash: u64,
+}
+
 /// A keyed content-defined cutter.
 #[derive(Clone)]
 pub struct Cdc {
@@ -85,6 +93,10 @@ impl Cdc {
         self.max
     }
 
+    pub fn avg_size(&self) -> usize {
+        self.avg
+    }
+
     /// Length of the next chunk at the start of `buf`. `buf` must hold at least `max_size()`
     /// bytes unless it is the end of the file.
     pub fn cut(&self, buf: &[u8]) -> usize {
@@ -102,6 +114,33 @@ impl Cdc {
             Some(at) => at,
             None => end,
         }
+    }
+
+    /// [`Cdc::cut`] for bytes that arrive piece by piece, so that a file can be read straight
+    /// into the buffer its chunk is sealed in. `buf` holds the chunk's bytes read so far: the
+    /// same start as at the previous call with `state`, and at least as long. `Some(len)` once
+    /// the chunk's end is known (a boundary, or the largest size); `None` while more bytes are
+    /// needed. At the end of the file the chunk is all of `buf`. Cuts where [`Cdc::cut`] cuts
+    /// the whole: the bytes already rolled over are not looked at again.
+    pub fn cut_more(&self, buf: &[u8], state: &mut CutState) -> Option<usize> {
+        let end = buf.len().min(self.max);
+        let mut at = state.rolled.max(self.min);
+        let mut h = state.hash;
+        for (upto, mask) in [(self.avg, self.mask_small), (self.max, self.mask_large)] {
+            let to = end.min(upto);
+            if at < to {
+                let (rolled, found) = self.scan(buf, at, to, h, mask);
+                if found.is_some() {
+                    return found;
+                }
+                (at, h) = (to, rolled);
+            }
+        }
+        *state = CutState {
+            rolled: at,
+            hash: h,
+        };
+        (at == self.max).then_some(self.max)
     }
 
     /// Rolls the gear hash over `buf[from..to]` starting from `h`: the first position `i` where
@@ -382,6 +421,40 @@ mod tests {
                     let n = cdc.cut(&d[pos..]);
                     proptest::prop_assert_eq!(n, cut_reference(&cdc, &d[pos..]));
                     pos += n;
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Read in pieces of any lengths, a file is cut where `cut` cuts it whole.
+        #[test]
+        fn cuts_in_pieces_where_the_whole_is_cut(
+            d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40_000),
+            steps in proptest::collection::vec(1usize..5000, 1..40),
+            key in proptest::prelude::any::<u8>(),
+        ) {
+            for p in [
+                ChunkerParams { min: 64, avg: 256, max: 2048 },
+                ChunkerParams { min: 256, avg: 4096, max: 16384 },
+            ] {
+                let cdc = Cdc::new(&[key; 32], p);
+                let (mut pos, mut held, mut k) = (0, 0, 0);
+                let mut state = CutState::default();
+                while pos < d.len() {
+                    // The chunk's bytes so far are d[pos..pos + held]; read one more piece.
+                    let left = d.len() - pos;
+                    held = (held + steps[k % steps.len()]).min(left);
+                    k += 1;
+                    let cut = match cdc.cut_more(&d[pos..pos + held], &mut state) {
+                        Some(n) => n,
+                        None if held == left => held,
+                        None => continue,
+                    };
+                    proptest::prop_assert_eq!(cut, cdc.cut(&d[pos..]), "at {}", pos);
+                    pos += cut;
+                    held -= cut;
+                    state = CutState::default();
                 }
             }
         }
