@@ -310,7 +310,9 @@ pub fn backup(
     // in: one and a half of the largest chunk (6 MiB), and a bound on memory whatever the mix
     // of chunk sizes. With the idle buffers capped at one largest chunk, a day-0 backup of the
     // 2 GiB chat folder took 3.6-4.3 s at 43-50 MiB against 4.0-4.5 s at 50-52 MiB with 8 MiB
-    // of each (BENCHMARKS.md, session 6): less memory touched, fewer page faults.
+    // of each (BENCHMARKS.md, session 6): less memory touched, fewer page faults. The budget
+    // counts chunk bytes, not the room of their buffers: a chunk read with content-defined cuts
+    // is in a buffer made for twice the average chunk ([`ChunkReads`]).
     let max_chunk = repo.cdc().max_size();
     let budget = Budget::new(max_chunk + max_chunk / 2);
     let pool = BufPool::new(workers * 4 + 4, max_chunk);
