@@ -306,13 +306,13 @@ pub fn backup(
     let workers = opts.workers.max(1);
     let uploads = opts.uploads.max(1);
     let pack_size = repo.config().pack_size as usize;
-    // Chunk bytes between the walker and the packer, each chunk in one buffer that it is sealed
-    // in: one and a half of the largest chunk (6 MiB), and a bound on memory whatever the mix
-    // of chunk sizes. With the idle buffers capped at one largest chunk, a day-0 backup of the
-    // 2 GiB chat folder took 3.6-4.3 s at 43-50 MiB against 4.0-4.5 s at 50-52 MiB with 8 MiB
-    // of each (BENCHMARKS.md, session 6): less memory touched, fewer page faults. The budget
-    // counts chunk bytes, not the room of their buffers: a chunk read with content-defined cuts
-    // is in a buffer made for twice the average chunk ([`ChunkReads`]).
+    // Chunk bytes between the walker and the packer, each chunk in one buffer that it is sealed in:
+    // one and a half of the largest chunk (6 MiB), whatever the mix of chunk sizes. With the idle
+    // buffers capped at one largest chunk, a day-0 backup of the 2 GiB chat folder took 3.6-4.3 s
+    // at 43-50 MiB against 4.0-4.5 s at 50-52 MiB with 8 MiB of each (BENCHMARKS.md, session 6):
+    // less memory touched, fewer page faults. The budget counts chunk bytes, not the room of their
+    // buffers: a chunk read with content-defined cuts is in a buffer made for twice the average
+    // chunk ([`ChunkReads`]).
     let max_chunk = repo.cdc().max_size();
     let budget = Budget::new(max_chunk + max_chunk / 2);
     let pool = BufPool::new(workers * 4 + 4, max_chunk);
@@ -612,7 +612,7 @@ struct ChunkReads {
 impl ChunkReads {
     fn new(avg: usize) -> Self {
         ChunkReads {
-            step: avg / 4,
+            step: (avg / 4).max(1),
             room: avg * 2,
             grow: avg,
         }
@@ -1406,12 +1406,12 @@ impl Walker<'_> {
         std::io::Error::other("backup stopped")
     }
 
-    /// Cuts with the keyed content-defined chunker, reading the file straight into the buffer
-    /// its chunk is sealed in, a piece at a time ([`ChunkReads`]), looking for the cut in each piece
-    /// as it arrives ([`Cdc::cut_more`]). What was read past a cut, less than one step, is
-    /// copied to the next chunk's buffer. A chunk already stored keeps its buffer for the next.
-    /// `size` (the file's length when it was looked at) sizes the buffers; the file is read to
-    /// its end, whatever its length now.
+    /// Cuts with the keyed content-defined chunker, reading the file straight into the buffer its
+    /// chunk is sealed in, a piece at a time ([`ChunkReads`]), looking for the cut in each piece as
+    /// it arrives ([`Cdc::cut_more`]). What was read past a cut, less than one step, is copied to
+    /// the next chunk's buffer. A chunk already stored keeps its buffer for the next. `size` (the
+    /// file's length when it was looked at) sizes the buffers; the file is read to its end,
+    /// whatever its length now.
     fn read_cdc(&mut self, file: &mut File, size: u64) -> std::io::Result<(u64, FileChunks)> {
         let repo = self.repo;
         let cdc = repo.cdc();
@@ -1438,36 +1438,46 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            if n == 0 {
-                self.pool.put(cur);
-                return self
-                    .finish_chunks(chunks)
-                    .map(|chunks| (total, chunks))
-                    .map_err(|_| Self::pipeline_error());
-            }
-            let chunk = &cur[SEAL_ROOM..SEAL_ROOM + n];
-            let id = Id(repo.keys().blob_id(chunk));
-            let stored = self.take_new(&id, n).and_then(|new| {
-                if new {
-                    let left = size.saturating_sub(read);
-                    let next = self.chunk_buf(&cur[SEAL_ROOM + n..], left, reads.room);
+            if n > 0 {
+                // The file's last chunk: no buffer is made for a next one.
+                let last = eof && SEAL_ROOM + n == cur.len();
+                let chunk = &cur[SEAL_ROOM..SEAL_ROOM + n];
+                let id = Id(repo.keys().blob_id(chunk));
+                let stored = self.take_new(&id, n).and_then(|new| {
+                    if !new {
+                        cur.copy_within(SEAL_ROOM + n.., SEAL_ROOM);
+                        cur.truncate(cur.len() - n);
+                        return Ok(());
+                    }
+                    let next = if last {
+                        Vec::new()
+                    } else {
+                        let left = size.saturating_sub(read);
+                        self.chunk_buf(&cur[SEAL_ROOM + n..], left, reads.room)
+                    };
                     cur.truncate(SEAL_ROOM + n);
                     self.send(id, BlobKind::Data, std::mem::replace(&mut cur, next))
-                } else {
-                    cur.copy_within(SEAL_ROOM + n.., SEAL_ROOM);
-                    cur.truncate(cur.len() - n);
-                    Ok(())
+                });
+                if stored
+                    .and_then(|()| chunks.push(id, |list| self.emit(list, BlobKind::Tree)))
+                    .is_err()
+                {
+                    return Err(Self::pipeline_error());
                 }
-            });
-            if stored
-                .and_then(|()| chunks.push(id, |list| self.emit(list, BlobKind::Tree)))
-                .is_err()
-            {
-                return Err(Self::pipeline_error());
+                state = CutState::default();
+                total += n as u64;
+                self.counters.add(0, n as u64);
+                if !last {
+                    continue;
+                }
             }
-            state = CutState::default();
-            total += n as u64;
-            self.counters.add(0, n as u64);
+            if cur.capacity() > 0 {
+                self.pool.put(cur);
+            }
+            return self
+                .finish_chunks(chunks)
+                .map(|chunks| (total, chunks))
+                .map_err(|_| Self::pipeline_error());
         }
     }
 
@@ -1631,12 +1641,12 @@ mod tests {
         assert_eq!(packs.len(), 23);
     }
 
-    /// The walker reads a file a piece at a time into the buffer of the chunk being cut,
-    /// looking for the cut piece by piece ([`ChunkReads`]); it must cut exactly where the cutter cuts the
-    /// whole file in memory, or new backups would stop sharing chunks with old ones. The file
-    /// mixes random bytes (cuts of every length) with long runs of one byte (no boundary: cuts
-    /// at the largest size, in buffers grown past their first room). Its copy "zz" is all chunks
-    /// already stored, whose buffers are kept for the next chunk.
+    /// The walker reads a file a piece at a time into the buffer of the chunk being cut, looking
+    /// for the cut piece by piece ([`ChunkReads`]); it must cut exactly where the cutter cuts the
+    /// whole file in memory, or new backups would stop sharing chunks with old ones. The file mixes
+    /// random bytes (cuts of every length) with long runs of one byte (no boundary: cuts at the
+    /// largest size, in buffers grown past their first room). Its copy "zz" is all chunks already
+    /// stored, whose buffers are kept for the next chunk.
     #[test]
     fn the_read_buffer_cuts_where_the_whole_file_is_cut() {
         let storage = Storage::open("memory://").unwrap();
