@@ -37,7 +37,7 @@
 
 use std::borrow::BorrowMut;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -233,11 +233,14 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
 
     /// Appends `data`.
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        let buf = self.buf.borrow();
-        // Through the cache, a piece at least a buffer long needs no gathering.
-        if !self.direct && buf.len == 0 && data.len() >= buf.cap {
-            self.file.write_all_at(data, self.pos)?;
-            self.pos += data.len() as u64;
+        let buf = self.buf.borrow_mut();
+        // Through the cache, a long piece is not gathered: it is written where it is, after
+        // what the buffer holds, in one call. Only the kernel's copy into the cache moves it.
+        if !self.direct && data.len() >= passes_from(buf.cap) {
+            let n = buf.len + data.len();
+            write_all_at(&self.file, [buf.filled(), data], self.pos)?;
+            buf.len = 0;
+            self.pos += n as u64;
             return self.stream_on();
         }
         while !data.is_empty() {
@@ -543,6 +546,36 @@ fn pread(file: &File, buf: &mut [u8], offset: u64, direct: bool) -> io::Result<u
     Ok(got)
 }
 
+/// Through the cache, pieces at least this long (a sixteenth of the buffer's size: 64 KiB for
+/// the 1 MiB buffers of packs and restores) are written from where they are instead of being
+/// gathered: a pack's data blobs, a restored file's chunks. Shorter ones (SQLite pages, a
+/// pack's header and index) are gathered, so that the kernel gets few calls; copying 64 KiB
+/// costs a few times what a call does.
+fn passes_from(cap: usize) -> usize {
+    (cap / 16).max(1)
+}
+
+/// Writes `parts`, one after the other, at `pos`, in as few calls as the kernel takes them
+/// (`pwritev`).
+fn write_all_at(file: &File, parts: [&[u8]; 2], mut pos: u64) -> io::Result<()> {
+    let mut slices = parts.map(IoSlice::new);
+    let mut left = &mut slices[..];
+    // Empty parts are skipped first: a call with nothing left to write would return 0.
+    IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match rustix::io::pwritev(file, left, pos) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                pos += n as u64;
+                IoSlice::advance_slices(&mut left, n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// One aligned buffer written at `pos` with `O_DIRECT`. A short write (a device may take part
 /// of a request) goes on from where it stopped while that stays aligned.
 fn write_direct(file: &File, mut data: &[u8], mut pos: u64) -> io::Result<()> {
@@ -597,9 +630,22 @@ mod tests {
             3 * ALIGN + 7,
             10 * ALIGN + 5,
         ];
+        // Each file is cut into pieces of these lengths in turn. Through the cache, pieces of
+        // `passes_from` bytes or more are written from where they are, after what the buffer
+        // gathered of the shorter ones before them (the last cut mixes the two).
+        let cuts: [&[usize]; 6] = [
+            &[1],
+            &[100],
+            &[ALIGN],
+            &[3 * ALIGN],
+            &[4 * ALIGN + 3],
+            &[100, ALIGN + 1, 1, 3 * ALIGN, ALIGN - 1],
+        ];
+        assert!(passes_from(3 * ALIGN) <= ALIGN && passes_from(3 * ALIGN) > 100);
         let mut n = 0;
         for len in lens {
-            for piece in [1, 100, ALIGN, 3 * ALIGN, 4 * ALIGN + 3] {
+            for cut in cuts {
+                let piece = *cut.iter().max().unwrap();
                 for mode in [WriteMode::Direct, WriteMode::Cached, WriteMode::Streamed] {
                     let data = pattern(len, n as u8);
                     let path = dir.path().join(format!("f{n}"));
@@ -609,14 +655,20 @@ mod tests {
                         // Windows of two blocks: most of these files span several.
                         s.window = 2 * ALIGN as u64;
                     }
-                    for p in data.chunks(piece) {
+                    let mut rest = &data[..];
+                    for &size in cut.iter().cycle() {
+                        if rest.is_empty() {
+                            break;
+                        }
+                        let (p, after) = rest.split_at(size.min(rest.len()));
                         w.write_all(p).unwrap();
+                        rest = after;
                     }
                     // Aligned writes never fall back where the filesystem takes O_DIRECT.
                     assert_eq!(w.is_direct(), mode == WriteMode::Direct && supported);
                     if let Some(s) = w.stream {
                         // Every window but the one being filled has been started.
-                        assert!(w.pos - s.started < s.window, "len {len} piece {piece}");
+                        assert!(w.pos - s.started < s.window, "len {len} cut {cut:?}");
                         assert!(s.dropped <= s.started);
                     }
                     // Every other file is finished with its last part left in flight, then
@@ -628,11 +680,11 @@ mod tests {
                             match mode {
                                 // At most the window started before the last, and the last:
                                 // each less than a window plus one write (a buffer, or a
-                                // piece at least a buffer long).
+                                // long piece after what the buffer held).
                                 WriteMode::Streamed => {
-                                    let write = piece.max(3 * ALIGN);
+                                    let write = 3 * ALIGN + piece;
                                     let most = 2 * (2 * ALIGN + write) as u64;
-                                    assert!(rest.len() < most, "len {len} piece {piece}")
+                                    assert!(rest.len() < most, "len {len} cut {cut:?}")
                                 }
                                 _ => assert!(rest.is_empty()),
                             }
@@ -645,7 +697,7 @@ mod tests {
                     assert_eq!(
                         std::fs::read(&path).unwrap(),
                         data,
-                        "len {len} piece {piece}"
+                        "len {len} cut {cut:?} {mode:?}"
                     );
                 }
             }
