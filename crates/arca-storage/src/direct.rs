@@ -164,8 +164,9 @@ static LARGE_WRITES: AtomicU8 = AtomicU8::new(2);
 /// of the page cache, and the pages it gives back are the ones its next part takes.
 pub const STREAM_WINDOW: u64 = 8 << 20;
 
-/// A new file written from start to end through an [`AlignedBuf`], streamed or past the page
-/// cache as its [`WriteMode`] says (see the module docs).
+/// A new file written from start to end, streamed or past the page cache as its [`WriteMode`]
+/// says (see the module docs). Pieces are gathered in an [`AlignedBuf`]: all of them past the
+/// cache, only the short ones through it (see `passes_from`).
 pub struct DirectWriter<B: BorrowMut<AlignedBuf>> {
     file: File,
     path: PathBuf,
@@ -632,16 +633,21 @@ mod tests {
         ];
         // Each file is cut into pieces of these lengths in turn. Through the cache, pieces of
         // `passes_from` bytes or more are written from where they are, after what the buffer
-        // gathered of the shorter ones before them (the last cut mixes the two).
-        let cuts: [&[usize]; 6] = [
+        // gathered of the shorter ones before them (the last two cuts mix the two).
+        // Eighteen short pieces (12,600 bytes) fill the buffer (12,288), which is written,
+        // and leave part of one in it for the long piece after them.
+        let mut fill = [700; 19];
+        fill[18] = ALIGN;
+        let cuts: [&[usize]; 7] = [
             &[1],
             &[100],
             &[ALIGN],
             &[3 * ALIGN],
             &[4 * ALIGN + 3],
             &[100, ALIGN + 1, 1, 3 * ALIGN, ALIGN - 1],
+            &fill,
         ];
-        assert!(passes_from(3 * ALIGN) <= ALIGN && passes_from(3 * ALIGN) > 100);
+        assert!(passes_from(3 * ALIGN) <= ALIGN && passes_from(3 * ALIGN) > 700);
         let mut n = 0;
         for len in lens {
             for cut in cuts {

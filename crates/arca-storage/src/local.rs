@@ -4,9 +4,9 @@
 //! type, which copies it again in 2 MiB pieces on its blocking pool. For the largest objects a
 //! backup writes (packs of several MiB), a backup to a local folder can instead write each piece
 //! to a temporary file as it is produced, so no pack is ever held whole in memory: a 1 MiB
-//! buffer gathers the short pieces, long ones are written from where they are, and all are
-//! streamed to the disk without filling the page cache (see [`crate::direct`]); large reads
-//! pass the cache (`O_DIRECT`). This is the one place arca
+//! buffer gathers the short pieces (all of them with `O_DIRECT`), long ones are written from
+//! where they are, and the file reaches the disk without filling the page cache (see
+//! [`crate::direct`]); large reads pass the cache (`O_DIRECT`). This is the one place arca
 //! writes repository files without OpenDAL, and it keeps OpenDAL's guarantees for the folder
 //! service: a file appears whole under its name or not at all (temporary file in `.tmp/`,
 //! `fdatasync`, rename), and it adds the parent folder's fsync so the rename itself is durable
@@ -24,7 +24,7 @@ use crate::{Result, StorageError, TEMPORARY_DIR};
 /// Reads of a pack range at least this long pass the page cache.
 const DIRECT_READ_FROM: u64 = 64 << 10;
 
-/// The buffer that gathers a pack's blobs into writes.
+/// The buffer that gathers a pack's short pieces into writes (every piece, with `O_DIRECT`).
 const PACK_WRITE_BUF: usize = 1 << 20;
 
 /// A repository in a local folder, read and written without OpenDAL (see the module docs).
