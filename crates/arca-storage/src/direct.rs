@@ -234,15 +234,10 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
 
     /// Appends `data`.
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        let buf = self.buf.borrow_mut();
         // Through the cache, a long piece is not gathered: it is written where it is, after
         // what the buffer holds, in one call. Only the kernel's copy into the cache moves it.
-        if !self.direct && data.len() >= passes_from(buf.cap) {
-            let n = buf.len + data.len();
-            write_all_at(&self.file, [buf.filled(), data], self.pos)?;
-            buf.len = 0;
-            self.pos += n as u64;
-            return self.stream_on();
+        if !self.direct && data.len() >= passes_from(self.buf.borrow().cap) {
+            return self.write_cached(data);
         }
         while !data.is_empty() {
             let buf = self.buf.borrow_mut();
@@ -277,10 +272,17 @@ impl<B: BorrowMut<AlignedBuf>> DirectWriter<B> {
                 Err(e) => return Err(e),
             }
         }
+        self.write_cached(&[])
+    }
+
+    /// Through the cache: writes what the buffer holds, then `data`, at `pos`, empties the
+    /// buffer and goes on streaming.
+    fn write_cached(&mut self, data: &[u8]) -> io::Result<()> {
         let buf = self.buf.borrow_mut();
-        self.file.write_all_at(buf.filled(), self.pos)?;
-        self.pos += len as u64;
+        let n = buf.len + data.len();
+        write_all_at(&self.file, [buf.filled(), data], self.pos)?;
         buf.len = 0;
+        self.pos += n as u64;
         self.stream_on()
     }
 
